@@ -1,0 +1,29 @@
+"""Entry point of the `dgss` console script: registers the commands and turns dgss errors into one line."""
+
+import sys
+
+import click
+
+from dgss.pipelines.app import app
+from dgss.store.errors import DgssError
+
+# Importing a command module registers its commands on `app`.
+from dgss.pipelines import datasets_command  # noqa: F401  (registers `dgss datasets`)
+
+
+def main() -> None:
+    """Run the CLI; a DgssError becomes `error: <message>` on stderr and exit code 1."""
+    try:
+        code = app(standalone_mode=False)
+    except DgssError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

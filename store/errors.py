@@ -1,0 +1,29 @@
+"""One small error hierarchy for all of dgss.
+
+Every error a user can cause is a :class:`DgssError`; the CLI prints its message on one line and exits non-zero.
+Messages name the file or value at fault and the fix. Nothing else in dgss is caught broadly.
+"""
+
+
+class DgssError(Exception):
+    """Base of every error dgss raises on purpose; the message is meant for the user as it is."""
+
+
+class DatasetError(DgssError, ValueError):
+    """A dataset is unknown, missing, or has a file that is unreadable or does not match its partner."""
+
+
+class ModelError(DgssError, ValueError):
+    """A backbone path is not a diffusers model, or a block or timestep does not exist in it."""
+
+
+class StoreError(DgssError, ValueError):
+    """A feature store is missing, not a store, written by another schema version, or lacks an entry."""
+
+
+class ConfigMismatchError(StoreError):
+    """An entry or run was made with a different config than the one given; names the field that differs."""
+
+
+class RunError(DgssError, ValueError):
+    """A trained-head run folder is missing files, is corrupt, or does not match the store it is used with."""
