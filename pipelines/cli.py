@@ -7,8 +7,16 @@ import click
 from dgss.pipelines.app import app
 from dgss.store.errors import DgssError
 
-# Importing a command module registers its commands on `app`.
-from dgss.pipelines import datasets_command  # noqa: F401  (registers `dgss datasets`)
+# Importing a command module registers its commands on `app`, in the order `dgss --help` lists them.
+from dgss.pipelines import (  # noqa: F401
+    datasets_command,
+    train_diffusion_command,
+    blocks_command,
+    extract_command,
+    info_command,
+    fit_head_command,
+    evaluate_command,
+)
 
 
 def main() -> None:

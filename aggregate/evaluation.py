@@ -1,0 +1,160 @@
+"""Score a run on unseen target datasets at each image's native resolution, from the cache alone.
+
+Per target: the done images of its "test" split (all images where it has none), cached under the run's key.
+Each image's canvas prediction is mapped back to native resolution with its stored geometry and scored against
+`native_vessel` inside `native_fov`. Thresholded metrics (Dice, IoU, sensitivity, specificity, accuracy) score
+the members' per-pixel majority vote; AUC-ROC and AUC-PR rank the mean probability (with one member, the
+same map). The vote fraction is mapped to native resolution and thresholded there (> 0.5).
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dgss.aggregate.data import CachedImages, split_indices
+from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
+from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json, write_png
+from dgss.aggregate.run import Run, load_run, member_probabilities, vote_fraction
+from dgss.aggregate.spec import CacheSpec
+from dgss.store import Entry, FeatureStore
+from dgss.store.errors import ConfigMismatchError, StoreError
+from dgss.store.geometry import Geometry
+
+TARGET_SPLIT = "test"
+RANKING_METRICS = ("auc_roc", "auc_pr")
+TABLE_COLUMNS = ("target", "image", "n_images", *METRIC_NAMES)
+
+
+def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
+                 report_dir: str | Path, *, device: str = "cpu", overlays: int = 3) -> dict[str, Any]:
+    """Score the run on every target; write scores (CSV, JSON, PNG table) and overlays under `report_dir`.
+
+    `store_path` None means the store the run was trained from. Returns the scores per target, pooled and per
+    image, and the paths written.
+    """
+    if not targets:
+        raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
+    run = load_run(run_dir, device=device)
+    store_path = Path(store_path if store_path is not None else run.record.store)
+    store = FeatureStore(store_path, create=False)
+    entries = [resolve_target(store, target, run) for target in targets]
+    report_dir = Path(report_dir)
+    overlay_dir = report_dir / "overlays"
+    overlay_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"run": str(Path(run_dir)), "store": str(store_path), "key": run.key, "targets": {}}
+    overlay_paths = []
+    for entry in entries:
+        split, indices = split_indices(entry, TARGET_SPLIT)
+        scores, paths = _score_target(run, entry, indices, overlay_dir, overlays)
+        results["targets"][entry.dataset] = {"split": split, **scores}
+        overlay_paths += paths
+    rows = score_rows(results)
+    write_csv(report_dir / "scores.csv", rows, TABLE_COLUMNS)
+    write_json(report_dir / "scores.json", results)
+    write_png(report_dir / "scores.png", draw_table(rows, TABLE_COLUMNS, title=f"{run_dir} (key {run.key})"))
+    results["files"] = {"csv": str(report_dir / "scores.csv"), "json": str(report_dir / "scores.json"),
+                        "png": str(report_dir / "scores.png"), "overlays": [str(path) for path in overlay_paths]}
+    return results
+
+
+def resolve_target(store: FeatureStore, target: str, run: Run) -> Entry:
+    """The target's entry under the run's key; an error naming both keys when it is cached under another."""
+    try:
+        entry = store.entry(target, run.key)
+    except StoreError:
+        others = [info.key for info in store.entries() if info.dataset == target]
+        if not others:
+            raise
+        raise ConfigMismatchError(
+            f"{target} is cached in {store.location} under key {', '.join(others)}, but run {run.path} was "
+            f"trained on key {run.key}: extract {target} with the run's extraction config "
+            f"(`dgss extract --dataset {target} --store {store.location}` with the same model, blocks, timesteps)"
+        ) from None
+    if CacheSpec.from_entry_attrs(entry.config, entry.attrs) != run.spec:
+        raise ConfigMismatchError(f"{target} (key {entry.key}) has other blocks or sizes than run {run.path} "
+                                  "expects: re-extract it with this dgss version")
+    return entry
+
+
+def predict_native(run: Run, entry: Entry, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One cached image's prediction at canvas size and its mapping back to native resolution.
+
+    Returns
+    -------
+    votes : (canvas_y, canvas_x) float32, fraction of members calling each pixel a vessel
+    prob_native : (native_y, native_x) float32, mean vessel probability
+    votes_native : (native_y, native_x) float32, `votes` mapped to native resolution
+    """
+    item = CachedImages([(entry, index)])[0]
+    members = member_probabilities(run, {name: value[None] for name, value in item.items()})[:, 0]
+    prob = members.mean(dim=0).cpu().numpy()
+    votes = vote_fraction(members).cpu().numpy()
+    geometry = Geometry.from_array(entry.read("geometry", index))
+    return votes, geometry.to_native(prob).astype(np.float32), geometry.to_native(votes).astype(np.float32)
+
+
+def native_truth(entry: Entry, index: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """`native_vessel` and `native_fov` of one image, cropped from the padded store arrays to its true `shape`."""
+    height, width = shape
+    vessel = entry.read("native_vessel", index)[:height, :width]
+    fov = entry.read("native_fov", index)[:height, :width]
+    return vessel.astype(bool), fov.astype(bool)
+
+
+def combined_metrics(prob: np.ndarray, mask: np.ndarray, truth: np.ndarray, fov: np.ndarray) -> dict[str, float]:
+    """Thresholded metrics of `mask` and ranking metrics of `prob`, inside `fov`.
+
+    Parameters
+    ----------
+    prob : (y, x) float in [0, 1]
+    mask : (y, x) float, 1 for vessel and 0 for background
+    truth, fov : (y, x) bool
+    """
+    return _merge(vessel_metrics(prob, truth, fov), vessel_metrics(mask, truth, fov))
+
+
+def _merge(ranked: dict[str, float], voted: dict[str, float]) -> dict[str, float]:
+    return {name: float(ranked[name] if name in RANKING_METRICS else voted[name]) for name in METRIC_NAMES}
+
+
+def _score_target(run: Run, entry: Entry, indices: list[int], overlay_dir: Path,
+                  overlays: int) -> tuple[dict[str, Any], list[Path]]:
+    images, paths = {}, []
+    ranked, voted = MetricAccumulator(), MetricAccumulator()
+    for number, index in enumerate(indices):
+        votes, prob_native, votes_native = predict_native(run, entry, index)
+        truth, fov = native_truth(entry, index, prob_native.shape)
+        mask = (votes_native > 0.5).astype(np.float32)
+        images[entry.image_ids[index]] = combined_metrics(prob_native, mask, truth, fov)
+        ranked.update(prob_native, truth, fov)
+        voted.update(mask, truth, fov)
+        if number < overlays:
+            paths.append(_write_overlay(entry, index, votes > 0.5, overlay_dir))
+    return {"n_images": len(indices), "pooled": _merge(ranked.compute(), voted.compute()), "images": images}, paths
+
+
+def _write_overlay(entry: Entry, index: int, prediction: np.ndarray, overlay_dir: Path) -> Path:
+    image_id = entry.image_ids[index]
+    panel = overlay_panel(entry.read("image", index), entry.read("vessel", index).astype(bool), prediction,
+                          entry.read("fov", index).astype(bool), title=f"{entry.dataset} {image_id}")
+    path = overlay_dir / f"{entry.dataset}_{image_id}.png"
+    write_png(path, panel)
+    return path
+
+
+def score_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table rows: per target its pooled scores, then one row per image."""
+    rows = []
+    for target, scores in results["targets"].items():
+        rows.append({"target": target, "image": "pooled", "n_images": scores["n_images"], **scores["pooled"]})
+        rows += [{"target": target, "image": image_id, "n_images": 1, **values}
+                 for image_id, values in scores["images"].items()]
+    return rows
+
+
+def pooled_table(results: dict[str, Any]) -> str:
+    """The pooled row of every target as plain text, for the terminal."""
+    rows = [row for row in score_rows(results) if row["image"] == "pooled"]
+    return format_table(rows, TABLE_COLUMNS)

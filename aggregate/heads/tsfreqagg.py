@@ -1,0 +1,165 @@
+"""The T&S-FreqAgg head: per-level branches over space, frequency-aware coarse-to-fine fusion, gating over time.
+
+How the cached Haar bands are used. The point of the method is to treat smooth context and thin-vessel detail
+differently, and the cache already holds them apart: LL is a block's smooth content at half resolution, and LH, HL,
+HH hold exactly what LL lacks (edges, thin vessels). So the bands are used as they are, rather than merged back by
+an inverse Haar transform only for FreqFusion to split them again:
+
+- the coarsest level has no coarser map to be fused into, so all its bands enter its one branch together;
+- every finer level has a smooth branch on LL and a detail branch on LH, HL, HH; in the fusion the smooth map is
+  added as it is and the detail map goes through the adaptive high-pass (``up(coarse) + smooth + hp(detail)``).
+
+With bands ``"none"`` each level has one branch on the raw map, used as both, which is FreqFusion's
+``up(coarse) + fine + hp(fine)`` exactly. Either way the head runs at the finest cached map size (half the finest
+block map with Haar bands) and its logits are upsampled bilinearly to the canvas.
+
+Timesteps are folded into the batch: every layer is shared across timesteps except the conditional BatchNorm's
+gain and bias, and a gate mixes the per-timestep logits pixel by pixel (a mixture of experts over time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d, folded_timestep_index
+from dgss.aggregate.heads.freqfusion import FreqFusion
+from dgss.aggregate.heads.inputs import level_features
+from dgss.aggregate.spec import CacheSpec
+from dgss.store.errors import ModelError
+
+NUM_CLASSES = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class TSFreqAggConfig:
+    """Hyperparameters of the T&S-FreqAgg head (defaults as released, kernel channels as chosen here)."""
+
+    width: int = 384
+    dropout: float = 0.2
+    kernel_channels: int = 64
+    upsample_kernel: int = 5
+    highpass_kernel: int = 3
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.kernel_channels < 1:
+            raise ModelError(f"tsfreqagg width={self.width} and kernel_channels={self.kernel_channels} must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelError(f"tsfreqagg dropout={self.dropout} must be in [0, 1)")
+        for name in ("upsample_kernel", "highpass_kernel"):
+            size = getattr(self, name)
+            if size < 1 or size % 2 == 0:
+                raise ModelError(f"tsfreqagg {name}={size} must be odd and positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TSFreqAggConfig:
+        return cls(**data)
+
+
+class LevelBranch(nn.Module):
+    """Depthwise 3x3 conv -> timestep-conditional BN -> ReLU -> Dropout2d -> 1x1 conv to ``width`` channels."""
+
+    def __init__(self, in_channels: int, width: int, num_timesteps: int, dropout: float) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False)
+        self.norm = TimestepConditionalBatchNorm2d(in_channels, num_timesteps)
+        self.dropout = nn.Dropout2d(dropout)
+        self.project = nn.Conv2d(in_channels, width, 1)
+
+    def forward(self, x: Tensor, timestep_index: Tensor) -> Tensor:
+        """(sample, in_channel, y, x) with (sample,) timestep indices -> (sample, width, y, x)."""
+        x = F.relu(self.norm(self.depthwise(x), timestep_index))
+        return self.project(self.dropout(x))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv + BN layers with an identity shortcut, cleaning up each fused map."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
+class TimeGate(nn.Module):
+    """Mix per-timestep logits with per-pixel softmax weights predicted by a 1x1 conv over all of them."""
+
+    def __init__(self, num_timesteps: int, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        self.gate = nn.Conv2d(num_timesteps * num_classes, num_timesteps, 1)
+
+    def forward(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Mix ``logits`` (batch, timestep, class, y, x).
+
+        Returns
+        -------
+        tuple[Tensor, Tensor]
+            Mixed logits (batch, class, y, x) and the gate weights (batch, timestep, y, x), summing to 1 over
+            timesteps.
+        """
+        weights = self.gate(logits.flatten(1, 2)).softmax(dim=1)
+        return (weights[:, :, None] * logits).sum(dim=1), weights
+
+
+class TSFreqAggHead(nn.Module):
+    """T&S-FreqAgg over the levels of ``spec`` (one to three), returning (batch, 2, canvas, canvas) logits."""
+
+    uses_features = True
+
+    def __init__(self, spec: CacheSpec, config: TSFreqAggConfig) -> None:
+        super().__init__()
+        self.spec = spec
+        self.config = config
+        levels = spec.levels
+        steps = len(spec.timesteps)
+        bands = len(spec.band_names)
+        self.split_bands = spec.bands == "haar"
+
+        def branch(channels: int) -> LevelBranch:
+            return LevelBranch(channels, config.width, steps, config.dropout)
+
+        self.smooth = nn.ModuleDict({levels[0]: branch(bands * spec.level_channels(levels[0]))})
+        self.smooth.update({lv: branch(spec.level_channels(lv)) for lv in levels[1:]})
+        self.detail = nn.ModuleDict({lv: branch((bands - 1) * spec.level_channels(lv))
+                                     for lv in levels[1:] if self.split_bands})
+        self.fusions = nn.ModuleList(
+            FreqFusion(channels=config.width, coarse_size=spec.level_size(coarse), fine_size=spec.level_size(fine),
+                       kernel_channels=config.kernel_channels, upsample_kernel=config.upsample_kernel,
+                       highpass_kernel=config.highpass_kernel)
+            for coarse, fine in zip(levels[:-1], levels[1:]))
+        self.refine = nn.ModuleList(ResidualBlock(config.width) for _ in levels[1:])
+        self.classify = nn.Conv2d(config.width, NUM_CLASSES, 1)
+        self.time_gate = TimeGate(steps)
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """Logits (batch, 2, canvas, canvas) from ``features/<block>`` (batch, timestep, band, channel, y, x)."""
+        return self.forward_with_gates(batch)[0]
+
+    def forward_with_gates(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Logits as :meth:`forward`, plus the time gate weights (batch, timestep, y, x) at the head's map size."""
+        levels = self.spec.levels
+        first = level_features(batch, self.spec, levels[0])
+        size, steps = first.shape[:2]
+        index = folded_timestep_index(size, steps, first.device)
+        fused = self.smooth[levels[0]](first.flatten(0, 1).flatten(1, 2), index)
+        for level, fusion, refine in zip(levels[1:], self.fusions, self.refine):
+            features = level_features(batch, self.spec, level).flatten(0, 1)
+            smooth = self.smooth[level](features[:, 0], index)
+            detail = self.detail[level](features[:, 1:].flatten(1, 2), index) if self.split_bands else smooth
+            fused = refine(fusion(fused, smooth, detail))
+        logits = self.classify(fused)
+        mixed, gates = self.time_gate(logits.view(size, steps, *logits.shape[1:]))
+        canvas = (self.spec.canvas_size, self.spec.canvas_size)
+        if mixed.shape[-2:] != canvas:
+            mixed = F.interpolate(mixed, size=canvas, mode="bilinear", align_corners=False)
+        return mixed, gates

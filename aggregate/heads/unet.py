@@ -1,0 +1,75 @@
+"""A plain U-Net on the canvas image: the standard supervised reference that uses no diffusion features."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dgss.aggregate.spec import CacheSpec
+from dgss.store.errors import ConfigMismatchError, ModelError
+
+NUM_CLASSES = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class UNetConfig:
+    """Width of the first stage (doubled at each of ``depth`` downsamplings)."""
+
+    base_channels: int = 32
+    depth: int = 4
+
+    def __post_init__(self) -> None:
+        if self.base_channels < 1 or self.depth < 0:
+            raise ModelError(f"unet base_channels={self.base_channels} must be >= 1 and depth={self.depth} >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        return cls(**data)
+
+
+def _double_conv(channels_in: int, channels_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out), nn.ReLU(),
+        nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out), nn.ReLU())
+
+
+class UNetHead(nn.Module):
+    """U-Net (Ronneberger et al.) with BatchNorm, max-pool down and transposed-conv up, on ``batch["image"]``."""
+
+    uses_features = False
+
+    def __init__(self, spec: CacheSpec, config: UNetConfig) -> None:
+        super().__init__()
+        if spec.canvas_size % 2**config.depth:
+            raise ModelError(f"unet depth={config.depth} needs a canvas divisible by {2**config.depth}, got "
+                             f"{spec.canvas_size}; lower depth")
+        self.spec = spec
+        self.config = config
+        widths = [config.base_channels * 2**i for i in range(config.depth + 1)]
+        self.down = nn.ModuleList(_double_conv(w_in, w_out) for w_in, w_out in zip([3, *widths[:-1]], widths))
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(w, w // 2, 2, stride=2) for w in reversed(widths[1:]))
+        self.merge = nn.ModuleList(_double_conv(w, w // 2) for w in reversed(widths[1:]))
+        self.classify = nn.Conv2d(widths[0], NUM_CLASSES, 1)
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """Logits (batch, 2, canvas, canvas) from ``image`` (batch, 3, canvas, canvas) in [0, 1]."""
+        image = batch["image"]
+        canvas = self.spec.canvas_size
+        if tuple(image.shape[1:]) != (3, canvas, canvas):
+            raise ConfigMismatchError(f"'image' has per-image shape {tuple(image.shape[1:])}, the head expects "
+                                      f"{(3, canvas, canvas)}; use the cache the head was trained on")
+        skips = []
+        x = image
+        for index, stage in enumerate(self.down):
+            x = stage(self.pool(x) if index else x)
+            skips.append(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
+            x = merge(torch.cat([skip, up(x)], dim=1))
+        return self.classify(x)

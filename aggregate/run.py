@@ -1,0 +1,227 @@
+"""The run folder: an ensemble of trained heads (safetensors) plus `run.json`, and the ensemble's prediction.
+
+A folder is a run only once its `run.json` exists: `write_run` writes every other file first (each through a
+temporary name and a rename) and `run.json` last, so a training that stops half-way leaves nothing a later
+`dgss evaluate` would trust. `load_run` checks every file and names the one that is missing or corrupt.
+
+Layout::
+
+    RUN/run.json                  RunRecord: training config, cache key, store, sources, extraction config + attrs
+    RUN/head_00.safetensors ...   one file per ensemble member (metadata: head name, member number)
+    RUN/loss.csv, RUN/loss.png    per-epoch mean training loss of every member
+"""
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from dgss.aggregate.heads import build_head
+from dgss.aggregate.report import write_json, write_loss_curve
+from dgss.aggregate.spec import CacheSpec
+from dgss.store.errors import RunError
+
+RUN_FORMAT = 1
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """What `run.json` holds: enough to rebuild the heads and to find and check the cache they were trained on.
+
+    `training` is `HeadTrainingConfig.to_dict()`; its "head" and "head_params" rebuild the heads.
+    `extraction_config` is the source entries' config (its hash is `key`); `spec` is `CacheSpec.to_dict()`, from
+    which the heads are rebuilt.
+    """
+
+    training: dict[str, Any]
+    key: str
+    store: str
+    sources: dict[str, list[str]]
+    extraction_config: dict[str, Any]
+    spec: dict[str, Any]
+    head_files: tuple[str, ...]
+    format: int = RUN_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "head_files": list(self.head_files)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
+        """Rebuild from `to_dict()` output; KeyError/TypeError on a missing or extra field (load_run names the file)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        missing = sorted(names - set(data) - {"format"})
+        if missing:
+            raise KeyError(f"missing field(s) {', '.join(missing)}")
+        return cls(**{**data, "head_files": tuple(data["head_files"])})
+
+
+@dataclass(frozen=True)
+class Run:
+    """A loaded run: its folder, record, cache spec and heads (in eval mode, on `device`)."""
+
+    path: Path
+    record: RunRecord
+    spec: CacheSpec
+    heads: tuple[nn.Module, ...]
+    device: torch.device
+
+    @property
+    def key(self) -> str:
+        return self.record.key
+
+
+def head_file_name(member: int) -> str:
+    return f"head_{member:02d}.safetensors"
+
+
+def write_run(out_dir: str | Path, record: RunRecord, heads: Sequence[nn.Module],
+              losses: Sequence[Sequence[float]]) -> Path:
+    """Write the loss curve, the heads, then `run.json` (last) into `out_dir`; return the path of `run.json`.
+
+    An old `run.json` is removed before anything else is replaced, so the folder is never a run that mixes old
+    and new files.
+
+    Parameters
+    ----------
+    losses : (member,) sequences of (epoch,) float
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RUN_FILE).unlink(missing_ok=True)
+    write_loss_curve(losses, out_dir)
+    head_name = record.training["head"]
+    for member, (name, head) in enumerate(zip(record.head_files, heads, strict=True)):
+        temporary = out_dir / f".{name}.tmp-{os.getpid()}"
+        save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
+        os.replace(temporary, out_dir / name)
+    write_json(out_dir / RUN_FILE, record.to_dict())
+    return out_dir / RUN_FILE
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
+    """Read and check a run folder; RunError naming the file that is missing or corrupt."""
+    run_dir = Path(run_dir)
+    run_file = run_dir / RUN_FILE
+    if not run_dir.is_dir():
+        raise RunError(f"run folder {run_dir} does not exist: train one with `dgss fit-head --out {run_dir}`")
+    if not run_file.is_file():
+        raise RunError(f"{run_file} is missing, so {run_dir} is not a finished run "
+                       f"(did fit-head stop early?): train it again with `dgss fit-head --out {run_dir}`")
+    record = _read_record(run_file)
+    try:
+        spec = CacheSpec.from_dict(record.spec)
+    except (KeyError, TypeError, ValueError) as error:
+        raise RunError(f"{run_file} holds a corrupt cache spec ({error}): "
+                       "train the run again with dgss fit-head") from error
+    device = torch.device(device)
+    heads = tuple(_load_head(run_dir / name, record, spec, device) for name in record.head_files)
+    if not heads:
+        raise RunError(f"{run_file} lists no head files: train the run again with `dgss fit-head --out {run_dir}`")
+    return Run(path=run_dir, record=record, spec=spec, heads=heads, device=device)
+
+
+def _read_record(run_file: Path) -> RunRecord:
+    try:
+        data = json.loads(run_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunError(f"{run_file} is corrupt ({error}): train the run again with dgss fit-head") from error
+    if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+        raise RunError(f"{run_file} is not a dgss run record of format {RUN_FORMAT}: "
+                       "train the run again with dgss fit-head")
+    try:
+        return RunRecord.from_dict(data)
+    except (KeyError, TypeError) as error:
+        raise RunError(f"{run_file} is corrupt ({error}): train the run again with dgss fit-head") from error
+
+
+def _load_head(path: Path, record: RunRecord, spec: CacheSpec, device: torch.device) -> nn.Module:
+    if not path.is_file():
+        raise RunError(f"head file {path} is missing: train the run again with dgss fit-head")
+    head = build_head(record.training["head"], spec, **record.training["head_params"])
+    try:
+        load_model(head, str(path), strict=True, device=str(device))
+    except (SafetensorError, RuntimeError, OSError) as error:
+        reason = str(error).splitlines()[0]
+        raise RunError(f"head file {path} is corrupt or does not fit the run's head ({reason}): "
+                       "train the run again with dgss fit-head") from error
+    return head.to(device).eval()
+
+
+def batch_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """Tensors (or numpy arrays) on `device`; floating ones (float16 features) as float32, as the heads expect."""
+    moved = {}
+    for name, value in batch.items():
+        tensor = torch.from_numpy(np.asarray(value)) if isinstance(value, np.ndarray) else value
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        moved[name] = tensor.to(device=device, dtype=torch.float32 if tensor.is_floating_point() else None)
+    return moved
+
+
+@torch.no_grad()
+def member_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
+    """Every member's vessel probability.
+
+    Parameters
+    ----------
+    batch : mapping of name to (B, ...) tensor or array
+        "features/<block>": (B, timestep, band, channel, y, x); "image": (B, rgb, y, x) in [0, 1].
+
+    Returns
+    -------
+    (member, B, y, x) float32 tensor on the run's device
+    """
+    inputs = batch_to_device(batch, run.device)
+    return torch.stack([torch.softmax(head(inputs), dim=1)[:, 1] for head in run.heads])
+
+
+def predict_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
+    """The ensemble's prediction: mean vessel probability over members.
+
+    Parameters
+    ----------
+    batch : mapping of name to (B, ...) tensor or array (see `member_probabilities`)
+
+    Returns
+    -------
+    (B, y, x) float32 tensor on the run's device
+    """
+    return member_probabilities(run, batch).mean(dim=0)
+
+
+def vote_fraction(member_probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Fraction of members that call each pixel a vessel; the majority-vote mask is `vote_fraction > 0.5`.
+
+    Parameters
+    ----------
+    member_probs : (member, ...) tensor
+
+    Returns
+    -------
+    (...) float32 tensor in [0, 1]
+    """
+    return (member_probs > threshold).float().mean(dim=0)
+
+
+def majority_vote(member_probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per-pixel majority vote of the members (a tie is background), as the release combines its ten heads.
+
+    Parameters
+    ----------
+    member_probs : (member, ...) tensor
+
+    Returns
+    -------
+    (...) bool tensor
+    """
+    return vote_fraction(member_probs, threshold) > 0.5

@@ -1,0 +1,159 @@
+"""What a cache entry holds, as the heads need it: blocks, levels, timesteps, bands and output size.
+
+A head is built from a :class:`CacheSpec`, never from hard-coded channel counts or sizes, and the spec is saved
+beside every trained head (``to_dict``/``from_dict``) so a head can be checked against the cache it is applied to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dgss.store.errors import StoreError
+
+LEVEL_ORDER = ("coarse", "middle", "fine")
+BAND_NAMES = {"haar": ("LL", "LH", "HL", "HH"), "none": ("raw",)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockSpec:
+    """One cached block: its channels, its map size before any band split, and the level it belongs to."""
+
+    name: str
+    channels: int
+    height: int
+    width: int
+    level: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "channels": self.channels, "height": self.height, "width": self.width,
+                "level": self.level}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlockSpec:
+        return cls(name=str(data["name"]), channels=int(data["channels"]), height=int(data["height"]),
+                   width=int(data["width"]), level=str(data["level"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSpec:
+    """The frozen shape of one cache entry, in block order, with levels ordered coarse to fine.
+
+    Parameters
+    ----------
+    blocks
+        Every cached block with its level; the blocks of one level share one map size.
+    timesteps
+        Diffusion timesteps in cache order (the ``timestep`` dim of every feature array).
+    bands
+        ``"haar"`` (bands LL, LH, HL, HH at half the block map) or ``"none"`` (one band ``"raw"``).
+    canvas_size
+        Side of the preprocessed square image, which is also the side of the predicted map.
+    """
+
+    blocks: tuple[BlockSpec, ...]
+    timesteps: tuple[int, ...]
+    bands: str
+    canvas_size: int
+
+    def __post_init__(self) -> None:
+        if self.bands not in BAND_NAMES:
+            raise StoreError(f"bands={self.bands!r} is unknown; use one of {sorted(BAND_NAMES)}")
+        if not self.blocks:
+            raise StoreError("the cache spec has no blocks; extract at least one block")
+        if not self.timesteps:
+            raise StoreError("the cache spec has no timesteps; extract at least one timestep")
+        for block in self.blocks:
+            if block.level not in LEVEL_ORDER:
+                raise StoreError(f"block {block.name!r} has level {block.level!r}; use one of {LEVEL_ORDER}")
+            if self.bands == "haar" and (block.height % 2 or block.width % 2):
+                raise StoreError(f"block {block.name!r} map {block.height}x{block.width} is odd; haar bands need "
+                                 "even map sizes (extract with bands='none')")
+        for level in self.levels:
+            sizes = {(b.height, b.width) for b in self.level_blocks(level)}
+            if len(sizes) > 1:
+                raise StoreError(f"level {level!r} mixes map sizes {sorted(sizes)}; a level's blocks must share "
+                                 "one map size")
+        areas = [self.level_size(level)[0] * self.level_size(level)[1] for level in self.levels]
+        if areas != sorted(areas):
+            raise StoreError(f"levels {self.levels} do not grow from coarse to fine (map areas {areas}); "
+                             "reassign the blocks to levels")
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """Band coordinate values of every feature array, e.g. ``("LL", "LH", "HL", "HH")``."""
+        return BAND_NAMES[self.bands]
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """Non-empty levels, coarse to fine."""
+        return tuple(level for level in LEVEL_ORDER if any(b.level == level for b in self.blocks))
+
+    def level_blocks(self, level: str) -> tuple[BlockSpec, ...]:
+        """Blocks of ``level`` in cache order (their channels are concatenated in this order)."""
+        return tuple(b for b in self.blocks if b.level == level)
+
+    def level_channels(self, level: str) -> int:
+        """Channels of ``level`` after concatenating its blocks."""
+        return sum(b.channels for b in self.level_blocks(level))
+
+    def level_size(self, level: str) -> tuple[int, int]:
+        """(height, width) of ``level``'s cached maps, i.e. after the band split."""
+        first = self.level_blocks(level)[0]
+        return self.map_size(first)
+
+    def map_size(self, block: BlockSpec) -> tuple[int, int]:
+        """(height, width) of ``block``'s cached maps: half the block map with haar bands."""
+        if self.bands == "haar":
+            return block.height // 2, block.width // 2
+        return block.height, block.width
+
+    def feature_shape(self, block: BlockSpec) -> tuple[int, int, int, int, int]:
+        """Per-image shape of ``features/<block>``: (timestep, band, channel, y, x)."""
+        return (len(self.timesteps), len(self.band_names), block.channels, *self.map_size(block))
+
+    @staticmethod
+    def feature_key(block: BlockSpec) -> str:
+        """Batch and store key of ``block``'s features."""
+        return f"features/{block.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocks": [b.to_dict() for b in self.blocks], "timesteps": list(self.timesteps),
+                "bands": self.bands, "canvas_size": self.canvas_size}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CacheSpec:
+        return cls(blocks=tuple(BlockSpec.from_dict(b) for b in data["blocks"]),
+                   timesteps=tuple(int(t) for t in data["timesteps"]), bands=str(data["bands"]),
+                   canvas_size=int(data["canvas_size"]))
+
+    @classmethod
+    def from_entry_attrs(cls, config: dict[str, Any], attrs: dict[str, Any]) -> CacheSpec:
+        """Build the spec of a store entry from its config and attrs (CONTRACTS.md section 3).
+
+        Raises
+        ------
+        StoreError
+            The attrs lack ``blocks`` or ``levels``, or a block is in no level, in two, or only in a level.
+        """
+        for name in ("blocks", "levels"):
+            if name not in attrs:
+                raise StoreError(f"entry attrs lack {name!r}; re-extract the entry with this dgss version")
+        level_of: dict[str, str] = {}
+        for level, names in attrs["levels"].items():
+            for name in names:
+                if name in level_of:
+                    raise StoreError(f"block {name!r} is in levels {level_of[name]!r} and {level!r}; "
+                                     "give each block one level")
+                level_of[name] = level
+        blocks = []
+        for block in attrs["blocks"]:
+            if block["name"] not in level_of:
+                raise StoreError(f"block {block['name']!r} is in no level of {sorted(attrs['levels'])}; "
+                                 "re-extract the entry with this dgss version")
+            blocks.append(BlockSpec.from_dict({**block, "level": level_of[block["name"]]}))
+        unknown = sorted(set(level_of) - {b.name for b in blocks})
+        if unknown:
+            raise StoreError(f"levels name blocks {unknown} that the entry's blocks lack; re-extract the entry")
+        return cls(blocks=tuple(blocks), timesteps=tuple(int(t) for t in config["timesteps"]),
+                   bands=str(config["bands"]), canvas_size=int(config["canvas_size"]))

@@ -1,0 +1,172 @@
+"""What backbone to train: the training config, its named presets, and the UNet and noise schedule it builds.
+
+The architecture lives in the config (not only a preset name) so that the JSON written beside a trained model says
+exactly what was trained, and `--resume` can refuse a config that differs from the interrupted run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+
+from dgss.store.errors import ModelError
+
+PREDICTION_TYPES = ("epsilon", "sample")
+
+# Fields that may change between an interrupted run and its `--resume` without changing the weights it produces.
+RESUMABLE_FIELDS = frozenset({"steps", "checkpoint_every", "keep_checkpoints", "sample_count", "sample_steps", "device"})
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (STACK.md: attention dominates CPU time).
+    "tiny": dict(
+        resolution=64, block_out_channels=(32, 64, 64), layers_per_block=1, attention_levels=(),
+        attention_head_dim=8, norm_num_groups=8, resnet_updown=False, scale_shift_norm=False,
+        num_train_timesteps=1000, steps=2000, batch_size=8, lr=2e-4, ema_decay=0.999, checkpoint_every=500,
+    ),
+    # Hours on CPU for the real datasets; attention only at the coarsest level (16x16 at 128 px).
+    "small": dict(
+        resolution=128, block_out_channels=(64, 128, 128, 256), layers_per_block=2, attention_levels=(3,),
+        attention_head_dim=64, norm_num_groups=32, resnet_updown=False, scale_shift_norm=False,
+        num_train_timesteps=1000, steps=20000, batch_size=8, lr=2e-4, ema_decay=0.9995, checkpoint_every=1000,
+    ),
+    # The published ADM-like backbone for a GPU: guided-diffusion's 512 px layout (256 base channels with
+    # channel_mult 0.5,1,1,2,2,4,4), 2 res blocks, attention at 32/16/8, scale-shift norm, resblock up/down, T=4000.
+    "adm": dict(
+        resolution=512, block_out_channels=(128, 256, 256, 512, 512, 1024, 1024), layers_per_block=2,
+        attention_levels=(4, 5, 6), attention_head_dim=64, norm_num_groups=32, resnet_updown=True,
+        scale_shift_norm=True, num_train_timesteps=4000, steps=200000, batch_size=32, lr=1e-4, ema_decay=0.9999,
+        checkpoint_every=5000,
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackboneTrainingConfig:
+    """Everything that decides a trained backbone's weights, plus how often to checkpoint and where to run.
+
+    Build it with :meth:`from_preset` and override single fields; every field is concrete, so the saved JSON is the
+    whole recipe.
+    """
+
+    preset: str
+    resolution: int
+    block_out_channels: tuple[int, ...]
+    layers_per_block: int
+    attention_levels: tuple[int, ...]  # indices into block_out_channels; 0 is full resolution
+    attention_head_dim: int
+    norm_num_groups: int
+    resnet_updown: bool
+    scale_shift_norm: bool
+    num_train_timesteps: int
+    prediction_type: str = "sample"  # x0, as in the paper; "epsilon" is the usual DDPM target
+    steps: int
+    batch_size: int
+    lr: float
+    ema_decay: float
+    grad_clip: float = 1.0
+    checkpoint_every: int
+    keep_checkpoints: int = 2
+    sample_count: int = 4
+    sample_steps: int = 10
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        levels = len(self.block_out_channels)
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ModelError(f"prediction_type {self.prediction_type!r} is unknown; use one of {PREDICTION_TYPES}")
+        if levels < 1 or any(c <= 0 or c % self.norm_num_groups for c in self.block_out_channels):
+            raise ModelError(
+                f"block_out_channels {self.block_out_channels} must be positive multiples of "
+                f"norm_num_groups={self.norm_num_groups}"
+            )
+        if self.resolution <= 0 or self.resolution % 2 ** (levels - 1):
+            raise ModelError(
+                f"resolution {self.resolution} must be a positive multiple of {2 ** (levels - 1)} "
+                f"for {levels} UNet levels"
+            )
+        if any(not 0 <= level < levels for level in self.attention_levels):
+            raise ModelError(f"attention_levels {self.attention_levels} must lie in 0..{levels - 1}")
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "num_train_timesteps",
+                     "layers_per_block", "sample_steps"):
+            if getattr(self, name) <= 0:
+                raise ModelError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ModelError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if not self.device.split(":")[0] in ("cpu", "cuda"):
+            raise ModelError(f"device {self.device!r} is unknown; use cpu, cuda or cuda:N")
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> BackboneTrainingConfig:
+        """The named preset with some fields replaced; `None` overrides are ignored (unset CLI options)."""
+        if preset not in PRESETS:
+            raise ModelError(f"unknown backbone preset {preset!r}; choose one of {sorted(PRESETS)}")
+        given = {name: value for name, value in overrides.items() if value is not None}
+        return cls(preset=preset, **{**PRESETS[preset], **given})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {field.name: _to_json(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BackboneTrainingConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ModelError(f"backbone training config has unknown fields {unknown}")
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+
+    def attention_resolutions(self) -> tuple[int, ...]:
+        """Feature-map sizes (pixels) at which self-attention runs, for the model card."""
+        return tuple(self.resolution // 2**level for level in sorted(self.attention_levels))
+
+
+def _to_json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def build_unet(config: BackboneTrainingConfig) -> UNet2DModel:
+    """A freshly initialised UNet2DModel (RGB in, RGB out) with the config's architecture."""
+    levels = len(config.block_out_channels)
+    attention = set(config.attention_levels)
+    return UNet2DModel(
+        sample_size=config.resolution,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=config.block_out_channels,
+        layers_per_block=config.layers_per_block,
+        down_block_types=tuple("AttnDownBlock2D" if i in attention else "DownBlock2D" for i in range(levels)),
+        up_block_types=tuple(
+            "AttnUpBlock2D" if levels - 1 - i in attention else "UpBlock2D" for i in range(levels)
+        ),
+        add_attention=levels - 1 in attention,
+        attention_head_dim=config.attention_head_dim,
+        norm_num_groups=config.norm_num_groups,
+        resnet_time_scale_shift="scale_shift" if config.scale_shift_norm else "default",
+        downsample_type="resnet" if config.resnet_updown else "conv",
+        upsample_type="resnet" if config.resnet_updown else "conv",
+    )
+
+
+def build_noise_scheduler(config: BackboneTrainingConfig) -> DDPMScheduler:
+    """The training schedule: cosine betas (Nichol & Dhariwal), the config's prediction target."""
+    return DDPMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type=config.prediction_type,
+        clip_sample=False,
+    )
+
+
+def build_saved_scheduler(config: BackboneTrainingConfig) -> DDIMScheduler:
+    """The scheduler saved beside the weights: DDIM on the training schedule, unclipped so inversion is exact."""
+    return DDIMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type=config.prediction_type,
+        clip_sample=False,
+    )

@@ -1,0 +1,121 @@
+"""The extraction config: every setting that changes the cached features, and so the cache key.
+
+The model enters through its weight digest, never its path: moving a model keeps its cache, retraining it does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dgss.store import SCHEMA_VERSION, config_key
+from dgss.store.errors import ModelError
+
+MODES = ("anchored", "ddim", "noised")
+BANDS = ("haar", "none")
+# The published timestep set, out of T = 4000 training steps (METHOD.md §1).
+PAPER_TIMESTEPS = (1, 10, 50, 100, 500, 1000, 2000, 3500)
+PAPER_TRAIN_TIMESTEPS = 4000
+
+
+def default_timesteps(num_train_timesteps: int) -> tuple[int, ...]:
+    """The paper's set {1, 10, 50, 100, 500, 1000, 2000, 3500} of T=4000, mapped proportionally onto T.
+
+    Rounded half up, clipped to 0 .. T-1, deduplicated and sorted; identical to the paper's set when T = 4000.
+    """
+    scale = num_train_timesteps / PAPER_TRAIN_TIMESTEPS
+    mapped = {min(num_train_timesteps - 1, math.floor(step * scale + 0.5)) for step in PAPER_TIMESTEPS}
+    return tuple(sorted(mapped))
+
+
+def check_timesteps(timesteps: Sequence[int], num_train_timesteps: int) -> tuple[int, ...]:
+    """Sorted, deduplicated timesteps; ModelError if any is not an integer in 0 .. T-1 or none is given."""
+    bad = [step for step in timesteps if isinstance(step, bool) or not isinstance(step, int)]
+    bad += [step for step in timesteps if step not in bad and not 0 <= step < num_train_timesteps]
+    if bad or not timesteps:
+        what = f"timestep {', '.join(map(str, bad))}" if bad else "no timestep given"
+        raise ModelError(f"{what}: the model was trained with {num_train_timesteps} steps, use integers 0..{num_train_timesteps - 1}")
+    return tuple(sorted(set(timesteps)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractionConfig:
+    """What was extracted and how; ``key()`` names the store entry.
+
+    Attributes
+    ----------
+    model_digest : str
+        sha256 of the backbone's weights and schedule (``Backbone.digest``).
+    blocks : tuple of str
+        Tapped decoder blocks, e.g. ("mid_block", "up_blocks.1").
+    timesteps : tuple of int
+        Sorted diffusion timesteps, 0 .. T-1.
+    mode : str
+        "anchored" (f(x0, t), the default), "ddim" (deterministic inversion) or "noised" (random forward noise).
+    ensemble : int
+        Noise draws averaged per timestep ("noised" only; 1 otherwise).
+    seed : int
+        Seed of the noise draws ("noised").
+    bands : str
+        "haar" (LL, LH, HL, HH at half size) or "none" (the raw map as one band "raw").
+    input_size : int
+        Side of the square model input (pixels).
+    canvas_size : int
+        Side of the square canvas every image is mapped to; larger than input_size means overlapping tiles.
+    tile_overlap : int
+        Overlap of neighbouring tiles (pixels); 0 when not tiled.
+    fov_crop : bool
+        Crop each image to its field-of-view bounding box before resizing to the canvas.
+    schema_version : int
+        The store schema these arrays follow.
+    """
+
+    model_digest: str
+    blocks: tuple[str, ...]
+    timesteps: tuple[int, ...]
+    mode: str = "anchored"
+    ensemble: int = 1
+    seed: int = 0
+    bands: str = "haar"
+    input_size: int
+    canvas_size: int
+    tile_overlap: int = 0
+    fov_crop: bool = True
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "timesteps", tuple(self.timesteps))
+        if self.mode not in MODES:
+            raise ModelError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.bands not in BANDS:
+            raise ModelError(f"bands {self.bands!r} is not one of {', '.join(BANDS)}")
+        if self.ensemble < 1 or (self.mode != "noised" and self.ensemble != 1):
+            raise ModelError(f"ensemble {self.ensemble}: use >= 1 with mode noised, 1 with other modes")
+        if self.canvas_size < self.input_size:
+            raise ModelError(f"canvas size {self.canvas_size} is smaller than the input size {self.input_size}")
+        if not 0 <= self.tile_overlap < self.input_size:
+            raise ModelError(f"tile overlap {self.tile_overlap}: use 0 .. {self.input_size - 1} (input size - 1)")
+
+    @property
+    def tiled(self) -> bool:
+        """True when the canvas is covered by several model-input tiles."""
+        return self.canvas_size > self.input_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (lists, not tuples): the store entry's config."""
+        data = asdict(self)
+        data["blocks"] = list(self.blocks)
+        data["timesteps"] = list(self.timesteps)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractionConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+    def key(self) -> str:
+        """The store key: first 16 hex chars of the sha256 of the canonical JSON of :meth:`to_dict`."""
+        return config_key(self.to_dict())

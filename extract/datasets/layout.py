@@ -1,0 +1,127 @@
+"""Pairing a dataset's image files with their label and FOV files, reporting every file left without a partner.
+
+Each published layout is a few folders in which partners share a key: the file stem minus a fixed suffix (DRIVE's
+``21_training.tif`` and ``21_manual1.gif`` share ``21``). Keys are compared case-insensitively, extensions are free
+(HRF mixes ``.jpg`` and ``.JPG``; STARE may be ``.ppm`` or ``.ppm.gz``). Files that are not images (READMEs,
+spreadsheets, hidden files) are not part of a layout.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dgss.extract.datasets.image_io import file_stem, is_image_file
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitLayout:
+    """Where one split's files live, relative to the dataset folder, and how their names relate.
+
+    ``fov`` is None when the dataset publishes no FOV masks. ``others`` are suffixes of files that share a folder
+    with the images but are not images (CHASE_DB1's ``_2ndHO`` labels). ``id_suffix`` is appended to the image
+    stem when two splits reuse the same names (FIVES).
+    """
+
+    split: str
+    images: str
+    labels: str
+    fov: str | None = None
+    image_suffix: str = ""
+    label_suffix: str = ""
+    fov_suffix: str = ""
+    others: tuple[str, ...] = ()
+    id_suffix: str = ""
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """The files of one image: its id and split, the image, its vessel label and its FOV mask (None: derive)."""
+
+    id: str
+    split: str
+    image: Path
+    label: Path
+    fov: Path | None
+
+
+def scan_layout(folder: Path, layouts: list[SplitLayout]) -> tuple[list[ImageFiles], list[str]]:
+    """List every image of a dataset with its partners, in natural order per split.
+
+    Returns
+    -------
+    items : list of ImageFiles
+        Images that have all their partners.
+    problems : list of str
+        One line per missing folder, unpaired file or duplicate key; empty when the layout is complete.
+    """
+    items: list[ImageFiles] = []
+    problems: list[str] = []
+    seen_ids: set[str] = set()
+    for layout in layouts:
+        shared = tuple(
+            suffix
+            for folder_name, suffix in [(layout.labels, layout.label_suffix), (layout.fov, layout.fov_suffix)]
+            + [(layout.images, other) for other in layout.others]
+            if folder_name == layout.images and suffix
+        )
+        images = _keyed_files(folder / layout.images, layout.image_suffix, problems, skip=shared)
+        labels = _keyed_files(
+            folder / layout.labels, layout.label_suffix, problems, strict=layout.labels != layout.images
+        )
+        fovs = None
+        if layout.fov is not None:
+            fovs = _keyed_files(folder / layout.fov, layout.fov_suffix, problems, strict=layout.fov != layout.images)
+        for key, image in sorted(images.items(), key=lambda entry: _natural_key(entry[0])):
+            label = labels.pop(key, None)
+            fov = fovs.pop(key, None) if fovs is not None else None
+            stem = file_stem(image)
+            name = stem[: len(stem) - len(layout.image_suffix)]
+            if label is None:
+                problems.append(f"{image}: no label (expected {folder / layout.labels / name}{layout.label_suffix}.*)")
+            if fovs is not None and fov is None:
+                problems.append(f"{image}: no FOV mask (expected {folder / str(layout.fov) / name}{layout.fov_suffix}.*)")
+            image_id = stem + layout.id_suffix
+            if image_id in seen_ids:
+                problems.append(f"{image}: image id {image_id!r} is used twice")
+            seen_ids.add(image_id)
+            if label is not None and (fovs is None or fov is not None):
+                items.append(ImageFiles(image_id, layout.split, image, label, fov))
+        problems.extend(f"{label}: label without an image" for label in labels.values())
+        problems.extend(f"{fov}: FOV mask without an image" for fov in (fovs or {}).values())
+    return items, problems
+
+
+def _keyed_files(
+    directory: Path, suffix: str, problems: list[str], *, skip: tuple[str, ...] = (), strict: bool = True
+) -> dict[str, Path]:
+    """Image files of a folder by key (stem minus ``suffix``, lower case).
+
+    Files whose stem ends in one of ``skip`` play another role in a shared folder (CHASE_DB1 keeps labels beside
+    its images) and are left out. A file whose stem lacks ``suffix`` is a problem when ``strict``, and otherwise
+    belongs to another role of a shared folder.
+    """
+    if not directory.is_dir():
+        problems.append(f"{directory}: folder missing")
+        return {}
+    keyed: dict[str, Path] = {}
+    for path in sorted(entry for entry in directory.iterdir() if is_image_file(entry)):
+        lower = file_stem(path).lower()
+        if any(lower.endswith(other.lower()) for other in skip):
+            continue
+        if not lower.endswith(suffix.lower()):
+            if strict:
+                problems.append(f"{path}: name does not end in {suffix!r} as the layout expects")
+            continue
+        key = lower[: len(lower) - len(suffix)]
+        if key in keyed:
+            problems.append(f"{path}: same name as {keyed[key].name}; keep one of them")
+            continue
+        keyed[key] = path
+    return keyed
+
+
+def _natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders embedded numbers by value (``2_A`` before ``10_A``)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|\D+", text))

@@ -1,0 +1,219 @@
+"""One image in, the arrays of one store entry out (CONTRACTS.md §3): the API the extraction job runs per image.
+
+The extractor owns no store: it says which arrays an entry has (:meth:`FeatureExtractor.entry_arrays`, coords,
+attrs) and computes one image's arrays; the job writes them. Same image, same config -> identical bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from dgss.extract.backbone import Backbone
+from dgss.extract.bands import band_names, split_bands
+from dgss.extract.blocks import BlockInfo, check_blocks, default_blocks, group_levels, list_blocks, select_blocks
+from dgss.extract.config import ExtractionConfig, check_timesteps, default_timesteps
+from dgss.extract.features import extract_features
+from dgss.extract.preprocess import cut_tiles, image_tensor, stitch_tiles, tile_starts, to_canvas
+from dgss.store import ArraySpec
+from dgss.store.errors import ModelError
+from dgss.store.geometry import Geometry
+
+if TYPE_CHECKING:
+    from dgss.extract.datasets import Sample
+
+
+def make_config(
+    backbone: Backbone,
+    *,
+    blocks: Sequence[str] | None = None,
+    timesteps: Sequence[int] | None = None,
+    mode: str = "anchored",
+    ensemble: int = 1,
+    seed: int = 0,
+    bands: str = "haar",
+    input_size: int | None = None,
+    canvas_size: int | None = None,
+    tile_overlap: int = 0,
+    fov_crop: bool = True,
+) -> ExtractionConfig:
+    """A complete, validated config: defaults filled in from the backbone, everything checked against it.
+
+    Defaults: ``input_size`` = the model's sample size, ``canvas_size`` = ``input_size`` (no tiling), blocks =
+    :func:`~dgss.extract.blocks.default_blocks`, timesteps = :func:`~dgss.extract.config.default_timesteps`.
+    ``tile_overlap`` is set to 0 when the canvas is not tiled, so it does not change the key.
+    """
+    size = input_size or backbone.sample_size
+    if size is None:
+        raise ModelError(f"model {backbone.name} does not say its sample size; pass an input size")
+    canvas = canvas_size or size
+    chosen = list(blocks) if blocks is not None else default_blocks(list_blocks(backbone, size), size)
+    check_blocks(backbone, chosen)
+    steps = timesteps if timesteps is not None else default_timesteps(backbone.num_train_timesteps)
+    return ExtractionConfig(
+        model_digest=backbone.digest,
+        blocks=tuple(chosen),
+        timesteps=check_timesteps(steps, backbone.num_train_timesteps),
+        mode=mode,
+        ensemble=ensemble,
+        seed=seed,
+        bands=bands,
+        input_size=size,
+        canvas_size=canvas,
+        tile_overlap=tile_overlap if canvas > size else 0,
+        fov_crop=fov_crop,
+    )
+
+
+class FeatureExtractor:
+    """Computes the per-image arrays of one store entry for a backbone and an :class:`ExtractionConfig`.
+
+    Raises
+    ------
+    ModelError
+        The config was made for another model, names unknown blocks or timesteps, or its sizes do not fit the
+        blocks' strides (canvas maps must be whole, and even for Haar bands).
+    """
+
+    def __init__(self, backbone: Backbone, config: ExtractionConfig) -> None:
+        if config.model_digest != backbone.digest:
+            raise ModelError(
+                f"config was made for model digest {config.model_digest[:16]}, but {backbone.name} has "
+                f"{backbone.digest[:16]}; rebuild the config for this model"
+            )
+        check_blocks(backbone, config.blocks)
+        check_timesteps(config.timesteps, backbone.num_train_timesteps)
+        self.backbone = backbone
+        self.config = config
+        self.input_blocks = select_blocks(list_blocks(backbone, config.input_size), config.blocks)
+        self.strides = {info.name: _stride(info, config.input_size) for info in self.input_blocks}
+        self.blocks = [_canvas_block(info, self.strides[info.name], config) for info in self.input_blocks]
+        self.tile_starts = tile_starts(
+            config.canvas_size, config.input_size, config.tile_overlap, max(self.strides.values())
+        )
+
+    def entry_arrays(self, max_native_shape: tuple[int, int]) -> dict[str, ArraySpec]:
+        """Per-image array specs of the entry; ``max_native_shape`` is the dataset's largest (native_y, native_x)."""
+        steps, bands, canvas = len(self.config.timesteps), len(band_names(self.config.bands)), self.config.canvas_size
+        shrink = 2 if self.config.bands == "haar" else 1
+        arrays = {
+            f"features/{info.name}": ArraySpec(
+                shape=(steps, bands, info.channels, info.height // shrink, info.width // shrink),
+                dtype="float16",
+                dims=("timestep", "band", f"{info.name}.channel", f"{info.name}.y", f"{info.name}.x"),
+            )
+            for info in self.blocks
+        }
+        arrays["image"] = ArraySpec(shape=(canvas, canvas, 3), dtype="uint8", dims=("y", "x", "rgb"))
+        for name in ("vessel", "fov"):
+            arrays[name] = ArraySpec(shape=(canvas, canvas), dtype="bool", dims=("y", "x"))
+        arrays["geometry"] = ArraySpec(shape=(len(fields(Geometry)),), dtype="int64", dims=("geometry",))
+        for name in ("native_vessel", "native_fov"):
+            arrays[name] = ArraySpec(shape=tuple(max_native_shape), dtype="bool", dims=("native_y", "native_x"))
+        return arrays
+
+    def entry_coords(self) -> dict[str, list]:
+        """Coordinate values: timesteps, band names and the geometry vector's field names."""
+        return {
+            "timestep": list(self.config.timesteps),
+            "band": list(band_names(self.config.bands)),
+            "geometry": [field.name for field in fields(Geometry)],
+        }
+
+    def entry_attrs(self) -> dict:
+        """Provenance and layout: canvas-level block sizes (before the band split), levels, model path/id."""
+        return {
+            "blocks": [info.to_dict() for info in self.blocks],
+            "levels": group_levels(self.blocks),
+            "model": self.backbone.name,
+        }
+
+    def image_arrays(self, sample: Sample, max_native_shape: tuple[int, int]) -> dict[str, np.ndarray]:
+        """All arrays of one image, shaped as :meth:`entry_arrays` says.
+
+        Raises
+        ------
+        ModelError
+            A feature value does not fit float16 (the model's activations are too large to cache).
+        """
+        canvas = to_canvas(
+            sample.image, sample.vessel, sample.fov, canvas_size=self.config.canvas_size, fov_crop=self.config.fov_crop
+        )
+        arrays = {f"features/{name}": maps for name, maps in self.feature_maps(canvas.image).items()}
+        arrays["image"] = canvas.image
+        arrays["vessel"] = canvas.vessel
+        arrays["fov"] = canvas.fov
+        arrays["geometry"] = canvas.geometry.to_array()
+        arrays["native_vessel"] = _pad_top_left(sample.vessel, max_native_shape, sample.id)
+        arrays["native_fov"] = _pad_top_left(sample.fov, max_native_shape, sample.id)
+        return arrays
+
+    def feature_maps(self, canvas_image: np.ndarray) -> dict[str, np.ndarray]:
+        """Per block, (timestep, band, channel, y, x) float16 features of a (canvas_y, canvas_x, rgb) uint8 image."""
+        config = self.config
+        tiles = cut_tiles(image_tensor(canvas_image), self.tile_starts, config.input_size)
+        features = extract_features(
+            self.backbone,
+            tiles,
+            blocks=config.blocks,
+            timesteps=config.timesteps,
+            mode=config.mode,
+            ensemble=config.ensemble,
+            seed=config.seed,
+        )
+        maps = {}
+        for info in self.blocks:
+            stride = self.strides[info.name]
+            stitched = stitch_tiles(
+                features.maps[info.name].cpu(),
+                self.tile_starts,
+                canvas_map_size=info.height,
+                stride=stride,
+                overlap=config.tile_overlap,
+            )
+            banded = split_bands(stitched, config.bands).transpose(1, 2)  # (timestep, band, channel, y, x)
+            maps[info.name] = _to_float16(banded, info.name)
+        return maps
+
+
+def _stride(info: BlockInfo, input_size: int) -> int:
+    """Input pixels per map pixel of a block; ModelError unless the map is square and divides the input."""
+    if info.height != info.width or input_size % info.height:
+        raise ModelError(
+            f"block {info.name} maps a {input_size}px input to {info.height}x{info.width}; "
+            "use an input size that is a multiple of 2**(number of down blocks)"
+        )
+    return input_size // info.height
+
+
+def _canvas_block(info: BlockInfo, stride: int, config: ExtractionConfig) -> BlockInfo:
+    """The block's map size on the whole (possibly tiled) canvas; ModelError if the canvas does not fit it."""
+    multiple = stride * (2 if config.bands == "haar" else 1)
+    if config.canvas_size % multiple:
+        raise ModelError(
+            f"canvas size {config.canvas_size} is not a multiple of {multiple} (block {info.name}, stride {stride}"
+            f"{', halved again by Haar bands' if config.bands == 'haar' else ''}); choose a multiple of {multiple}"
+        )
+    size = config.canvas_size // stride
+    return replace(info, height=size, width=size)
+
+
+def _pad_top_left(mask: np.ndarray, shape: tuple[int, int], image_id: str) -> np.ndarray:
+    """(y, x) bool placed top-left in a (shape) False array (native masks of one entry share one shape)."""
+    if mask.shape[0] > shape[0] or mask.shape[1] > shape[1]:
+        raise ValueError(f"image {image_id} is {mask.shape}, larger than the entry's max native shape {shape}")
+    padded = np.zeros(shape, dtype=bool)
+    padded[: mask.shape[0], : mask.shape[1]] = mask
+    return padded
+
+
+def _to_float16(maps: torch.Tensor, block: str) -> np.ndarray:
+    """float32 tensor -> float16 numpy, refusing values that overflow float16 rather than storing inf."""
+    values = maps.numpy().astype(np.float16)
+    if not np.isfinite(values).all():
+        raise ModelError(f"block {block}: features overflow float16 (|value| > 65504); choose another block")
+    return values

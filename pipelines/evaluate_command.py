@@ -1,0 +1,29 @@
+"""`dgss evaluate`: score a trained run on target datasets at native resolution, from the cache."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dgss.pipelines.app import app
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run: Annotated[Path, typer.Option(help="Run folder written by `dgss fit-head`.")],
+    target: Annotated[str, typer.Option(help="Comma list of cached target datasets, e.g. CHASE_DB1,HRF (their "
+                                             "test split where they have one, else all images).")],
+    store: Annotated[Path | None, typer.Option(help="Feature store holding the targets [the run's store].")] = None,
+    report: Annotated[Path | None, typer.Option(help="Folder for scores and overlays [RUN/evaluation].")] = None,
+    overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs per target.")] = 3,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+) -> None:
+    """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
+    # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
+    from dgss.aggregate.evaluation import evaluate_run, pooled_table
+
+    targets = [name.strip() for name in target.split(",") if name.strip()]
+    report_dir = report if report is not None else run / "evaluation"
+    results = evaluate_run(run, store, targets, report_dir, device=device, overlays=overlays)
+    typer.echo(pooled_table(results))
+    typer.echo(f"scores and overlays written to {report_dir}")

@@ -1,0 +1,73 @@
+"""`dgss extract`: cache a dataset's diffusion features in a Zarr store, on this machine or a Dask cluster."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dgss.pipelines.app import app
+from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.store.errors import DgssError
+
+
+def parse_list(text: Optional[str], convert: type = str, what: str = "value") -> Optional[tuple]:
+    """Split a comma list ("a,b"); None stays None (meaning: the default)."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return tuple(convert(item) for item in items)
+    except ValueError:
+        raise DgssError(f"{what} list {text!r} is not a comma-separated list of {convert.__name__}s") from None
+
+
+@app.command()
+def extract(
+    dataset: Annotated[str, typer.Option(help="Dataset name (DRIVE, HRF, SYNTH-A, folder:PATH, ...).")],
+    store: Annotated[Path, typer.Option(help="Zarr store to write (created if missing).")] = Path("features.zarr"),
+    model: Annotated[str, typer.Option(help="Diffusers UNet2DModel folder or hub id.")] = "",
+    data_root: Annotated[Optional[Path], typer.Option(help="Folder holding <NAME>/ datasets (else $DGSS_DATA_ROOT, else ./data).")] = None,
+    blocks: Annotated[Optional[str], typer.Option(help="Comma list of decoder blocks (see `dgss blocks`); default: coarse, middle, fine.")] = None,
+    timesteps: Annotated[Optional[str], typer.Option(help="Comma list of timesteps; default: the paper's set mapped onto the model's T.")] = None,
+    mode: Annotated[str, typer.Option(help="anchored (f(x0, t)), ddim (inversion) or noised (q-sampled).")] = "anchored",
+    ensemble: Annotated[int, typer.Option(help="Noise draws averaged per timestep (mode noised).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the noise draws (mode noised).")] = 0,
+    bands: Annotated[str, typer.Option(help="haar (LL, LH, HL, HH at half size) or none (raw maps).")] = "haar",
+    input_size: Annotated[Optional[int], typer.Option(help="Model input side in pixels; default: the model's sample size.")] = None,
+    tiles: Annotated[Optional[int], typer.Option(help="Canvas side in pixels covered by overlapping input-size tiles (large images, e.g. HRF).")] = None,
+    tile_overlap: Annotated[int, typer.Option(help="Overlap of neighbouring tiles in pixels.")] = 0,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
+    workers: Annotated[int, typer.Option(help="Local Dask workers (processes, one model each); 0 runs in this process.")] = 0,
+    threads_per_worker: Annotated[int, typer.Option(help="torch threads per worker.")] = 1,
+    scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler (tcp://host:8786).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Recompute images already done.")] = False,
+) -> None:
+    """Run the frozen UNet once per image and cache block x timestep x band features."""
+    from dgss.extract.shipped import resolve_model
+
+    summary = run_extraction(
+        ExtractionRequest(
+            dataset=dataset,
+            store=store,
+            model=resolve_model(model),
+            data_root=data_root,
+            blocks=parse_list(blocks, str, "block"),
+            timesteps=parse_list(timesteps, int, "timestep"),
+            mode=mode,
+            ensemble=ensemble,
+            seed=seed,
+            bands=bands,
+            input_size=input_size,
+            canvas_size=tiles,
+            tile_overlap=tile_overlap,
+            device=device,
+            workers=workers,
+            threads_per_worker=threads_per_worker,
+            scheduler=scheduler,
+            overwrite=overwrite,
+        )
+    )
+    typer.echo(
+        f"{summary.dataset}: key {summary.key}, {summary.computed} extracted, "
+        f"{summary.already_done} already done, {summary.total} in all -> {store}"
+    )

@@ -1,0 +1,177 @@
+"""`dgss extract` as a Python function: one dataset through one backbone into one store entry, resumably.
+
+The driver builds the config, creates the entry and lists the images not yet done; each image is then one task
+(in this process or on a Dask worker) that reads the image, runs the extractor and writes that image's chunks,
+marker last. A killed run leaves finished images marked done and resumes with the rest.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dgss.pipelines.parallel import map_tasks
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractionRequest:
+    """Everything a user chooses for one extraction run (the CLI's options)."""
+
+    dataset: str
+    store: Path
+    model: str
+    data_root: Path | None = None
+    blocks: tuple[str, ...] | None = None
+    timesteps: tuple[int, ...] | None = None
+    mode: str = "anchored"
+    ensemble: int = 1
+    seed: int = 0
+    bands: str = "haar"
+    input_size: int | None = None
+    canvas_size: int | None = None
+    tile_overlap: int = 0
+    device: str = "cpu"
+    workers: int = 0
+    threads_per_worker: int = 1
+    scheduler: str | None = None
+    overwrite: bool = False
+    command: str = field(default_factory=lambda: " ".join(sys.argv))
+
+
+@dataclass(frozen=True)
+class ExtractionSummary:
+    """What a run did: the entry it filled and how many images it computed now or found done."""
+
+    dataset: str
+    key: str
+    computed: int
+    already_done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class _ImageTask:
+    """What a worker needs to rebuild the reader, extractor and entry; hashable, so each worker loads them once."""
+
+    dataset: str
+    data_root: str | None
+    model: str
+    device: str
+    threads: int
+    config: tuple[tuple[str, Any], ...]
+    store: str
+    key: str
+    max_native_shape: tuple[int, int]
+
+    def __call__(self, index: int) -> int:
+        reader, extractor, entry = _loaded(self)
+        sample = reader.read(entry.image_ids[index])
+        entry.write_image(index, extractor.image_arrays(sample, self.max_native_shape))
+        return index
+
+
+_WORKER_CACHE: dict[_ImageTask, tuple[Any, Any, Any]] = {}
+
+
+def _loaded(task: _ImageTask) -> tuple[Any, Any, Any]:
+    """The reader, extractor and entry of `task`, loaded once per process (one model per worker)."""
+    if task not in _WORKER_CACHE:
+        import torch
+
+        from dgss.extract.backbone import load_backbone
+        from dgss.extract.config import ExtractionConfig
+        from dgss.extract.datasets import get_dataset
+        from dgss.extract.extractor import FeatureExtractor
+        from dgss.store import FeatureStore
+
+        torch.set_num_threads(task.threads)
+        config = ExtractionConfig.from_dict(_thaw(task.config))
+        extractor = FeatureExtractor(load_backbone(task.model, task.device), config)
+        entry = FeatureStore(task.store, create=False).entry(task.dataset, task.key)
+        _WORKER_CACHE[task] = (get_dataset(task.dataset, task.data_root), extractor, entry)
+    return _WORKER_CACHE[task]
+
+
+def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
+    """Extract every image of `request.dataset` not yet in the store under the request's config.
+
+    Returns
+    -------
+    ExtractionSummary
+        The entry's key and the counts; images already done are skipped unless `overwrite`.
+    """
+    from dgss.extract.backbone import load_backbone
+    from dgss.extract.datasets import get_dataset
+    from dgss.extract.extractor import FeatureExtractor, make_config
+    from dgss.store import FeatureStore
+
+    reader = get_dataset(request.dataset, request.data_root)
+    store = FeatureStore(request.store)
+    backbone = load_backbone(request.model, request.device)
+    config = make_config(
+        backbone,
+        blocks=request.blocks,
+        timesteps=request.timesteps,
+        mode=request.mode,
+        ensemble=request.ensemble,
+        seed=request.seed,
+        bands=request.bands,
+        input_size=request.input_size,
+        canvas_size=request.canvas_size,
+        tile_overlap=request.tile_overlap,
+    )
+    extractor = FeatureExtractor(backbone, config)
+    ids = reader.ids()
+    shapes = [reader.shape(image_id) for image_id in ids]
+    max_native_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
+    entry = store.require_entry(
+        dataset=reader.name,
+        config=config.to_dict(),
+        image_ids=ids,
+        splits=[reader.split_of(image_id) for image_id in ids],
+        arrays=extractor.entry_arrays(max_native_shape),
+        coords=extractor.entry_coords(),
+        attrs={**extractor.entry_attrs(), "command": request.command, "data_root": str(request.data_root or "")},
+    )
+    done = entry.done()
+    todo = list(range(len(ids))) if request.overwrite else [i for i in range(len(ids)) if not done[i]]
+    for index in todo:
+        if done[index]:
+            entry.clear(index)
+    task = _ImageTask(
+        dataset=reader.name,
+        data_root=str(request.data_root) if request.data_root else None,
+        model=str(request.model),
+        device=request.device,
+        threads=request.threads_per_worker,
+        config=_freeze(config.to_dict()),
+        store=str(request.store),
+        key=entry.key,
+        max_native_shape=max_native_shape,
+    )
+    if request.workers == 0 and request.scheduler is None:
+        _WORKER_CACHE[task] = (reader, extractor, entry)
+    try:
+        map_tasks(
+            task,
+            todo,
+            workers=request.workers,
+            threads_per_worker=request.threads_per_worker,
+            scheduler=request.scheduler,
+            description=f"extract {reader.name}",
+        )
+    finally:
+        _WORKER_CACHE.pop(task, None)
+    return ExtractionSummary(reader.name, entry.key, len(todo), len(ids) - len(todo), len(ids))
+
+
+def _freeze(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A hashable form of a JSON-ready config dict (lists become tuples)."""
+    return tuple((name, tuple(value) if isinstance(value, list) else value) for name, value in sorted(config.items()))
+
+
+def _thaw(config: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """Inverse of :func:`_freeze`."""
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in config}

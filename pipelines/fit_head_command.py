@@ -1,0 +1,62 @@
+"""`dgss fit-head`: train a segmentation head (or an ensemble) on cached features of one or more sources."""
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dgss.pipelines.app import app
+from dgss.store.errors import DgssError
+
+
+class Head(StrEnum):
+    tsfreqagg = "tsfreqagg"
+    mlp = "mlp"
+    unet = "unet"
+
+
+@app.command("fit-head")
+def fit_head_command(
+    source: Annotated[str, typer.Option(help="Comma list of cached source datasets, e.g. DRIVE,STARE (their "
+                                             "training split where they have one, else all images).")],
+    store: Annotated[Path, typer.Option(help="Feature store the sources were extracted into.")],
+    out: Annotated[Path, typer.Option(help="Run folder to write (heads, run.json, loss curve).")],
+    key: Annotated[str | None, typer.Option(help="Extraction key, when a source is cached under several.")] = None,
+    head: Annotated[Head, typer.Option(help="Head architecture.")] = Head.tsfreqagg,
+    head_param: Annotated[list[str] | None, typer.Option(help="Head hyperparameter NAME=VALUE (JSON value), "
+                                                              "repeatable.")] = None,
+    ensemble: Annotated[int, typer.Option(min=1, help="Independently seeded heads (the release uses 10); "
+                                                      "masks are their per-pixel majority vote.")] = 1,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the source images (release: 100).")] = 100,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per step (release: 2).")] = 2,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (release: 2e-3).")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seed of member 0; member m uses seed + m.")] = 0,
+    dice_weight: Annotated[float, typer.Option(help="Weight of a soft-Dice term added to the cross-entropy.")] = 0.0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+) -> None:
+    """Train heads on the cached features alone (no UNet, no image decoding) and write a run folder."""
+    # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
+    from dgss.aggregate.training import HeadTrainingConfig, fit_head
+
+    config = HeadTrainingConfig(head=head.value, head_params=parse_params(head_param or []), epochs=epochs,
+                                batch_size=batch_size, lr=lr, seed=seed, ensemble=ensemble,
+                                dice_weight=dice_weight, device=device)
+    sources = [name.strip() for name in source.split(",") if name.strip()]
+    run_dir = fit_head(store, sources, out, config, key=key)
+    typer.echo(f"run written to {run_dir} (score it with `dgss evaluate --run {run_dir} --target NAME`)")
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs as a dict; VALUE is read as JSON (numbers, true/false, lists), else kept as text."""
+    params = {}
+    for pair in pairs:
+        name, sign, text = pair.partition("=")
+        if not sign or not name:
+            raise DgssError(f"--head-param {pair!r} is not NAME=VALUE, e.g. --head-param hidden=64")
+        try:
+            params[name] = json.loads(text)
+        except json.JSONDecodeError:
+            params[name] = text
+    return params

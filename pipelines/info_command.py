@@ -1,0 +1,38 @@
+"""`dgss info STORE`: what a feature store holds, per dataset and config, and what it costs on disk."""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dgss.pipelines.app import app
+from dgss.store import summarize
+
+
+@app.command()
+def info(store: Annotated[Path, typer.Argument(help="Feature store directory (a dgss Zarr store).")]) -> None:
+    """List the store's datasets and configs: parameters, images done/total, bytes on disk, compression ratio."""
+    entries = summarize(store)
+    typer.echo(f"store {store}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+    for entry in entries:
+        typer.echo(
+            f"{entry['dataset']}  key {entry['key']}  {entry['images_done']}/{entry['images_total']} images done  "
+            f"{_format_bytes(entry['bytes_stored'])} on disk  ratio {entry['compression_ratio']:.2f}x"
+        )
+        for name, value in entry["config"].items():
+            typer.echo(f"    {name}: {_format_value(value)}")
+
+
+def _format_bytes(count: int) -> str:
+    size, unit = float(count), "B"
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, larger
+    return f"{size:.1f} {unit}"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)

@@ -1,0 +1,57 @@
+"""`dgss train-diffusion`: train the diffusion backbone that `dgss extract --model` reads features from."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dgss.pipelines.app import app
+
+
+class Preset(StrEnum):
+    tiny = "tiny"
+    small = "small"
+    adm = "adm"
+
+
+class Prediction(StrEnum):
+    epsilon = "epsilon"
+    sample = "sample"
+
+
+@app.command("train-diffusion")
+def train_diffusion(
+    source: Annotated[str, typer.Option(help="Comma list of dataset names and/or flat folders of unlabelled images.")],
+    out: Annotated[Path, typer.Option(help="Output folder: a diffusers model folder plus checkpoints and samples.")],
+    preset: Annotated[Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; adm: the paper's size, GPU.")] = Preset.tiny,
+    resolution: Annotated[int | None, typer.Option(help="Training crop size in pixels [preset].")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total optimizer steps (with --resume: the new total) [preset].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step [preset].")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate [preset].")] = None,
+    prediction_type: Annotated[Prediction, typer.Option(help="Network target: sample (x0, as in the paper) or epsilon.")] = Prediction.sample,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint, sample grid and model save every K steps [preset].")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in OUT/checkpoints.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and of every step's data and noise.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast).")] = "cpu",
+    data_root: Annotated[Path | None, typer.Option(help="Folder holding the datasets [$DGSS_DATA_ROOT, else ./data].")] = None,
+) -> None:
+    """Train an unconditional pixel-space DDPM (UNet2DModel, cosine schedule, EMA) on unlabelled fundus images."""
+    # Imported here so that `dgss --help` and the other commands do not pay for importing torch and diffusers.
+    from dgss.extract.backbone_presets import BackboneTrainingConfig
+    from dgss.extract.backbone_training import train_backbone
+
+    config = BackboneTrainingConfig.from_preset(
+        preset.value,
+        resolution=resolution,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        prediction_type=prediction_type.value,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        device=device,
+    )
+    sources = [name.strip() for name in source.split(",") if name.strip()]
+    saved = train_backbone(config, sources, out, resume=resume, data_root=data_root)
+    typer.echo(f"model saved to {saved} (load with `dgss extract --model {saved}`)")

@@ -1,0 +1,307 @@
+"""The feature store: one Zarr v3 store holding many datasets x many extraction configs, one entry each.
+
+Layout: root group attrs {"dgss_schema": SCHEMA_VERSION}; entry groups at `<dataset>/<key>`; inside an entry one
+array per name (a "/" in a name makes nested groups) with a leading `image` dim chunked one image per chunk, and a
+`done` (image,) uint8 marker. Failing calls check everything before they write, so nothing cached is touched.
+"""
+
+import hashlib
+import importlib.metadata
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import zarr
+from zarr.abc.store import Store
+from zarr.core.sync import sync
+
+from dgss.store.entry import ENTRY_ATTR, Entry
+from dgss.store.errors import ConfigMismatchError, StoreError
+from dgss.store.schema import (
+    DONE_ARRAY,
+    IMAGE_DIM,
+    SCHEMA_VERSION,
+    ArraySpec,
+    canonical_config,
+    compressors,
+    config_key,
+)
+
+SCHEMA_ATTR = "dgss_schema"
+PROVENANCE_ATTRS = ("dgss_version", "zarr_version", "created")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+StoreLike = str | Path | Store
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntryInfo:
+    """What is cached in one entry and what it costs on disk (for `dgss info`)."""
+
+    dataset: str
+    key: str
+    config: dict[str, Any]
+    n_done: int
+    n_total: int
+    bytes_stored: int  # every stored byte under the entry, incl. images not done
+    bytes_raw: int  # uncompressed bytes of the done images
+
+    @property
+    def compression_ratio(self) -> float:
+        """Raw bytes of the done images over bytes stored (0 when nothing is stored)."""
+        return self.bytes_raw / self.bytes_stored if self.bytes_stored else 0.0
+
+
+class FeatureStore:
+    """A dgss feature store on a local path (or any zarr v3 `Store`, e.g. `zarr.storage.MemoryStore`).
+
+    Parameters
+    ----------
+    path
+        Directory of the store: created when missing or empty (if `create`), else it must be a dgss store written
+        with this :data:`SCHEMA_VERSION`. Opening an existing store writes nothing.
+    create
+        Whether a missing store may be created.
+    """
+
+    def __init__(self, path: StoreLike, *, create: bool = True) -> None:
+        self.location = str(path) if not isinstance(path, Store) else repr(path)
+        self._root = _open_root(path, self.location, create=create)
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({self.location!r})"
+
+    def require_entry(
+        self,
+        *,
+        dataset: str,
+        config: dict[str, Any],
+        image_ids: list[str],
+        splits: list[str],
+        arrays: dict[str, ArraySpec],
+        coords: dict[str, list[Any]],
+        attrs: dict[str, Any],
+    ) -> Entry:
+        """The entry of (`dataset`, `config_key(config)`), created with empty arrays if absent.
+
+        An existing entry must have the same image ids, splits, arrays and coords (ConfigMismatchError naming the
+        field otherwise); its attributes are left as they are. Call it once, before parallel writers start; they
+        get the entry with :meth:`entry`.
+        """
+        key = config_key(config)
+        description = _entry_description(dataset, key, config, image_ids, splits, arrays, coords)
+        reserved = sorted(set(attrs) & {ENTRY_ATTR, *PROVENANCE_ATTRS})
+        if reserved:
+            raise StoreError(f"entry attrs {reserved} are set by the store itself: rename them")
+        path = f"{_dataset_group(dataset)}/{key}"
+        if path in self._root and ENTRY_ATTR in self._root[path].attrs:
+            entry = Entry(self._root[path], self.location)
+            _check_same(entry, description, self.location)
+            return entry
+        # A group without ENTRY_ATTR was killed while being created: no image can have been written into it.
+        group = self._root.create_group(path, overwrite=True, attributes={**attrs, **_provenance()})
+        for name, spec in arrays.items():
+            group.create_array(
+                name,
+                shape=(len(image_ids), *spec.shape),
+                chunks=(1, *spec.shape),
+                dtype=spec.dtype,
+                compressors=compressors(),
+                dimension_names=(IMAGE_DIM, *spec.dims),
+            )
+        group.create_array(
+            DONE_ARRAY, shape=(len(image_ids),), chunks=(1,), dtype="uint8", dimension_names=(IMAGE_DIM,)
+        )
+        group.attrs.update({ENTRY_ATTR: description})
+        return Entry(group, self.location)
+
+    def entries(self) -> list[EntryInfo]:
+        """Every complete entry, sorted by dataset then key, with done counts and byte counts."""
+        return [_entry_info(entry) for entry in self._all_entries()]
+
+    def entry(self, dataset: str, key: str | None = None) -> Entry:
+        """The entry of `dataset` under `key`; with no key, the dataset's only entry.
+
+        StoreError listing what is cached when it is absent, or listing the keys when `key` is None and there are
+        several.
+        """
+        candidates = [entry for entry in self._all_entries() if entry.dataset == dataset]
+        if key is not None:
+            candidates = [entry for entry in candidates if entry.key == key]
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            keys = ", ".join(entry.key for entry in candidates)
+            raise StoreError(f"dataset {dataset!r} has several configs in {self.location}: {keys}; pass one key")
+        wanted = dataset if key is None else f"{dataset} (key {key})"
+        raise StoreError(
+            f"no features for {wanted} in {self.location}; cached: {self._cached_text()}; "
+            f"`dgss extract --dataset {dataset} --store {self.location}` would add it"
+        )
+
+    def _all_entries(self) -> list[Entry]:
+        found = []
+        for _, dataset_group in self._root.groups():
+            for _, group in dataset_group.groups():
+                if ENTRY_ATTR in group.attrs:
+                    found.append(Entry(group, self.location))
+        return sorted(found, key=lambda entry: (entry.dataset, entry.key))
+
+    def _cached_text(self) -> str:
+        by_dataset: dict[str, list[str]] = {}
+        for entry in self._all_entries():
+            by_dataset.setdefault(entry.dataset, []).append(entry.key)
+        if not by_dataset:
+            return "nothing"
+        return "; ".join(f"{dataset} [{', '.join(keys)}]" for dataset, keys in by_dataset.items())
+
+
+def _open_root(path: StoreLike, location: str, *, create: bool) -> zarr.Group:
+    """Open (or create) the root group, refusing files, foreign directories and other schema versions."""
+    if isinstance(path, Store):
+        store = path
+    else:
+        directory = Path(path)
+        if directory.is_file():
+            raise StoreError(f"store path {location} is a file: give a directory (a new one or a dgss store)")
+        store = zarr.storage.LocalStore(directory)
+    if sync(store.exists("zarr.json")):
+        try:
+            root = zarr.open_group(store, mode="r+", zarr_format=3)
+        except ValueError:  # zarr's ContainsArrayError (an array at the root) or unreadable JSON
+            raise StoreError(f"{location} is a zarr store but not a dgss store: give a new or empty directory")
+        version = root.attrs.get(SCHEMA_ATTR)
+        if version is None:
+            raise StoreError(f"{location} is a zarr store but not a dgss store: give a new or empty directory")
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{location} was written with dgss store schema {version}, this dgss reads schema {SCHEMA_VERSION}: "
+                f"re-extract into a new store, or open it with a dgss release that uses schema {version}"
+            )
+        return root
+    if not sync(store.is_empty("")):
+        raise StoreError(f"{location} is not empty and not a dgss store (no zarr.json): give a new or empty directory")
+    if not create:
+        raise StoreError(f"no dgss store at {location}: run `dgss extract --store {location}` to make one")
+    return zarr.open_group(store, mode="w-", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION})
+
+
+def _dataset_group(dataset: str) -> str:
+    """Group name of a dataset: the name itself when plain, else a readable slug plus a hash (e.g. folder:PATH)."""
+    if _PLAIN_NAME.fullmatch(dataset):
+        return dataset
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "_", dataset).strip("._")[:48]
+    return f"{slug}-{hashlib.sha256(dataset.encode()).hexdigest()[:8]}"
+
+
+def _provenance() -> dict[str, Any]:
+    return {
+        "dgss_version": importlib.metadata.version("dgss"),
+        "zarr_version": zarr.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _entry_description(
+    dataset: str,
+    key: str,
+    config: dict[str, Any],
+    image_ids: list[str],
+    splits: list[str],
+    arrays: dict[str, ArraySpec],
+    coords: dict[str, list[Any]],
+) -> dict[str, Any]:
+    """Validate an entry's layout and return its JSON description (the ENTRY_ATTR value)."""
+    if not image_ids or len(splits) != len(image_ids):
+        raise StoreError(f"entry needs >= 1 image and one split per image: got {len(image_ids)} ids, {len(splits)} splits")
+    if len(set(image_ids)) != len(image_ids):
+        raise StoreError(f"image ids of dataset {dataset!r} are not unique")
+    if not arrays:
+        raise StoreError("entry needs at least one array")
+    _check_array_names(list(arrays))
+    sizes: dict[str, int] = {}
+    for name, spec in arrays.items():
+        for dim, size in zip(spec.dims, spec.shape):
+            if sizes.setdefault(dim, size) != size:
+                raise StoreError(f"dim {dim!r} has size {sizes[dim]} in one array and {size} in {name!r}: rename one")
+    for dim, values in coords.items():
+        if sizes.get(dim) != len(values):
+            raise StoreError(f"coords {dim!r} has {len(values)} values but dim {dim!r} has size {sizes.get(dim)}")
+    return {
+        "dataset": dataset,
+        "key": key,
+        "config": _json_values(config, "config"),
+        "image_ids": [str(image_id) for image_id in image_ids],
+        "splits": [str(split) for split in splits],
+        "arrays": {name: spec.to_dict() for name, spec in arrays.items()},
+        "coords": {dim: _json_values(list(values), f"coords {dim!r}") for dim, values in coords.items()},
+    }
+
+
+def _json_values(value: Any, what: str) -> Any:
+    """The value as it reads back from JSON (tuples become lists), so cached and given compare equal."""
+    return json.loads(canonical_config(value, what=what))
+
+
+def _check_array_names(names: list[str]) -> None:
+    for name in names:
+        parts = name.split("/")
+        if name == DONE_ARRAY or any(not part or part.startswith(".") for part in parts) or name == "zarr.json":
+            raise StoreError(f"array name {name!r} is reserved or not a plain path: use e.g. 'features/up_blocks.1'")
+        prefixes = {"/".join(parts[:depth]) for depth in range(1, len(parts))}
+        if prefixes & set(names):
+            raise StoreError(f"array name {name!r} nests under another array's name: rename one")
+
+
+def _check_same(entry: Entry, description: dict[str, Any], location: str) -> None:
+    """ConfigMismatchError naming the first field where a cached entry differs from the one asked for."""
+    cached = {
+        "image_ids": entry.image_ids,
+        "splits": entry.splits,
+        "arrays": {name: spec.to_dict() for name, spec in entry.array_specs.items()},
+        "coords": entry.coords,
+    }
+    for field, value in cached.items():
+        given = description[field]
+        if value == given:
+            continue
+        detail = _difference(value, given)
+        raise ConfigMismatchError(
+            f"entry {entry.dataset}/{entry.key} in {location} has different {field} ({detail}) for the same config: "
+            f"extract into a new store, or delete {entry.group.path} from this one"
+        )
+
+
+def _difference(cached: Any, given: Any) -> str:
+    """A short account of how two description fields differ."""
+    if isinstance(cached, dict) and isinstance(given, dict):
+        for name in sorted(set(cached) | set(given)):
+            if cached.get(name) == given.get(name):
+                continue
+            if isinstance(cached.get(name), dict) and isinstance(given.get(name), dict):
+                return f"{name} {_difference(cached[name], given[name])}"
+            return f"{name}: cached {cached.get(name)}, given {given.get(name)}"
+    if isinstance(cached, list) and isinstance(given, list):
+        if len(cached) != len(given):
+            return f"cached {len(cached)} values, given {len(given)}"
+        index = next(index for index, (a, b) in enumerate(zip(cached, given)) if a != b)
+        return f"at position {index}: cached {cached[index]!r}, given {given[index]!r}"
+    return f"cached {cached!r}, given {given!r}"
+
+
+def _entry_info(entry: Entry) -> EntryInfo:
+    n_done = int(entry.done().sum())
+    per_image = sum(spec.nbytes for spec in entry.array_specs.values())
+    group = entry.group
+    return EntryInfo(
+        dataset=entry.dataset,
+        key=entry.key,
+        config=entry.config,
+        n_done=n_done,
+        n_total=len(entry.image_ids),
+        bytes_stored=sync(group.store_path.store.getsize_prefix(group.store_path.path)),
+        bytes_raw=n_done * per_image,
+    )

@@ -1,0 +1,104 @@
+import copy
+
+import pytest
+import torch
+
+from dgss.extract.backbone import PixelBackbone
+from dgss.extract.blocks import tap_blocks
+from dgss.extract.features import ddim_invert, extract_features, inverse_scheduler
+
+BLOCKS = ["mid_block", "up_blocks.2"]
+STEPS = [3, 25, 500]
+
+
+@pytest.fixture(scope="module")
+def extract_images() -> torch.Tensor:
+    return torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def _count_passes(backbone):
+    calls = []
+    handle = backbone.network.register_forward_pre_hook(lambda module, args: calls.append(1))
+    return calls, handle
+
+
+def test_anchored_equals_independent_calls(extract_backbone, extract_images):
+    calls, handle = _count_passes(extract_backbone)
+    try:
+        features = extract_features(extract_backbone, extract_images, blocks=BLOCKS, timesteps=STEPS)
+    finally:
+        handle.remove()
+    assert features.passes == len(calls) == len(STEPS)
+    assert features.maps["mid_block"].shape == (1, 3, 32, 8, 8)
+    assert features.maps["up_blocks.2"].shape == (1, 3, 16, 32, 32)
+    for index, step in enumerate(STEPS):
+        with torch.no_grad(), tap_blocks(extract_backbone.network, ["up_blocks.2"]) as outputs:
+            extract_backbone.network(extract_images, step)
+        assert torch.allclose(features.maps["up_blocks.2"][:, index], outputs["up_blocks.2"][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["anchored", "ddim", "noised"])
+def test_same_image_twice_identical(extract_backbone, extract_images, mode):
+    first = extract_features(extract_backbone, extract_images, blocks=BLOCKS, timesteps=STEPS, mode=mode, seed=3)
+    second = extract_features(extract_backbone, extract_images, blocks=BLOCKS, timesteps=STEPS, mode=mode, seed=3)
+    for name in BLOCKS:
+        assert torch.equal(first.maps[name], second.maps[name])
+
+
+def test_ddim_matches_diffusers_inversion_loop(extract_backbone, extract_images):
+    scheduler = inverse_scheduler(extract_backbone)
+    scheduler.set_timesteps(5)
+    sample = extract_images.clone()
+    with torch.no_grad():
+        for step in scheduler.timesteps:
+            output = extract_backbone.network(sample, step).sample
+            sample = scheduler.step(output, step, sample).prev_sample
+        ours = ddim_invert(extract_backbone, extract_images, scheduler.timesteps.tolist())
+    assert scheduler.timesteps.tolist() == [0, 200, 400, 600, 800]
+    assert torch.allclose(ours, sample, atol=1e-5)
+
+
+def test_ddim_features_make_one_pass_per_timestep(extract_backbone, extract_images):
+    calls, handle = _count_passes(extract_backbone)
+    try:
+        ddim = extract_features(extract_backbone, extract_images, blocks=BLOCKS, timesteps=STEPS, mode="ddim")
+    finally:
+        handle.remove()
+    anchored = extract_features(extract_backbone, extract_images, blocks=BLOCKS, timesteps=STEPS)
+    assert ddim.passes == len(calls) == len(STEPS)
+    # the first inversion pass is f(x0, t_1): the anchored features; later ones differ
+    assert torch.allclose(ddim.maps["mid_block"][:, 0], anchored.maps["mid_block"][:, 0])
+    assert not torch.allclose(ddim.maps["mid_block"][:, 2], anchored.maps["mid_block"][:, 2])
+
+
+def test_ddim_with_zero_noise_model_only_rescales(extract_backbone, extract_images):
+    network = copy.deepcopy(extract_backbone.network)
+    torch.nn.init.zeros_(network.conv_out.weight)
+    torch.nn.init.zeros_(network.conv_out.bias)
+    zero = PixelBackbone(name="zero", digest="0", network=network, scheduler_config=extract_backbone.scheduler_config)
+    with torch.no_grad():
+        latent = ddim_invert(zero, extract_images, STEPS)
+    alpha = zero.alphas_cumprod()[STEPS[-1]].float()
+    assert torch.allclose(latent, alpha.sqrt() * extract_images, atol=1e-6)
+
+
+def test_ddim_with_x0_prediction(extract_x0_backbone, extract_images):
+    with torch.no_grad():
+        first = ddim_invert(extract_x0_backbone, extract_images, [10])
+        deeper = ddim_invert(extract_x0_backbone, extract_images, [10, 300])
+    assert torch.allclose(first, extract_images, atol=1e-6)  # a clean start: the first step keeps the sample
+    assert torch.isfinite(deeper).all() and not torch.allclose(deeper, extract_images)
+
+
+def test_noised_seeded_and_ensembled(extract_backbone, extract_images):
+    def run(seed, ensemble=1):
+        return extract_features(
+            extract_backbone, extract_images, blocks=["mid_block"], timesteps=STEPS, mode="noised",
+            ensemble=ensemble, seed=seed,
+        )
+
+    assert torch.equal(run(0).maps["mid_block"], run(0).maps["mid_block"])
+    assert not torch.allclose(run(0).maps["mid_block"], run(1).maps["mid_block"])
+    pair = run(0, ensemble=2)
+    assert pair.passes == 2 * len(STEPS)
+    assert pair.maps["mid_block"].shape == (1, 3, 32, 8, 8)

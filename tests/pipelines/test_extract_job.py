@@ -1,0 +1,155 @@
+"""`dgss extract` end to end on a tiny model: resumable, deterministic, parallel, side by side, loud on bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.store import FeatureStore
+
+DATASET = "SYNTH-A-4x64"
+
+
+def _request(store: Path, model: Path, **options) -> ExtractionRequest:
+    return ExtractionRequest(dataset=DATASET, store=store, model=str(model), timesteps=(10, 500), **options)
+
+
+def _entry_bytes(store: Path, key: str) -> dict[str, bytes]:
+    """Every array of every image of the entry, as bytes."""
+    entry = FeatureStore(store, create=False).entry(DATASET, key)
+    return {
+        f"{name}[{index}]": entry.read(name, index).tobytes()
+        for name in entry.array_specs
+        for index in range(len(entry.image_ids))
+    }
+
+
+@pytest.fixture(scope="module")
+def serial_store(tmp_path_factory, pipelines_model_dir) -> tuple[Path, str]:
+    store = tmp_path_factory.mktemp("serial") / "features.zarr"
+    summary = run_extraction(_request(store, pipelines_model_dir))
+    return store, summary.key
+
+
+def test_a_second_run_skips_every_finished_image(serial_store, pipelines_model_dir):
+    store, key = serial_store
+    summary = run_extraction(_request(store, pipelines_model_dir))
+    assert (summary.key, summary.computed, summary.already_done) == (key, 0, 4)
+
+
+def test_extracting_again_gives_identical_bytes(serial_store, pipelines_model_dir, tmp_path):
+    store, key = serial_store
+    run_extraction(_request(tmp_path / "again.zarr", pipelines_model_dir))
+    assert _entry_bytes(tmp_path / "again.zarr", key) == _entry_bytes(store, key)
+
+
+def test_two_dask_workers_write_the_same_bytes_as_a_serial_run(serial_store, pipelines_model_dir, tmp_path):
+    store, key = serial_store
+    summary = run_extraction(_request(tmp_path / "dask.zarr", pipelines_model_dir, workers=2))
+    assert summary.computed == 4
+    assert _entry_bytes(tmp_path / "dask.zarr", key) == _entry_bytes(store, key)
+
+
+def test_two_configs_live_side_by_side(serial_store, pipelines_model_dir, tmp_path):
+    store, key = serial_store
+    copy = tmp_path / "two.zarr"
+    run_extraction(_request(copy, pipelines_model_dir))
+    other = run_extraction(ExtractionRequest(dataset=DATASET, store=copy, model=str(pipelines_model_dir), timesteps=(50,)))
+    assert other.key != key
+    keys = {info.key for info in FeatureStore(copy, create=False).entries()}
+    assert keys == {key, other.key}
+    assert _entry_bytes(copy, key) == _entry_bytes(store, key)
+
+
+KILL_ON_THIRD_IMAGE = """
+import os, signal, sys
+from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.store.entry import Entry
+
+original = Entry.write_image
+def write_then_die(self, index, arrays):
+    if index == 2:  # half an image on disk, marker never written
+        self.array("image")[index] = arrays["image"]
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(self, index, arrays)
+Entry.write_image = write_then_die
+run_extraction(ExtractionRequest(dataset=sys.argv[1], store=sys.argv[2], model=sys.argv[3], timesteps=(10, 500)))
+"""
+
+
+def test_a_killed_run_resumes_to_the_same_store(serial_store, pipelines_model_dir, tmp_path):
+    store, key = serial_store
+    killed = tmp_path / "killed.zarr"
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_ON_THIRD_IMAGE, DATASET, str(killed), str(pipelines_model_dir)],
+        capture_output=True,
+    )
+    assert result.returncode == -9
+    assert FeatureStore(killed, create=False).entry(DATASET, key).done().tolist() == [True, True, False, False]
+    summary = run_extraction(_request(killed, pipelines_model_dir))
+    assert (summary.computed, summary.already_done) == (2, 2)
+    assert _entry_bytes(killed, key) == _entry_bytes(store, key)
+
+
+def test_overwrite_recomputes_every_image(serial_store, pipelines_model_dir, tmp_path):
+    store, key = serial_store
+    run_extraction(_request(tmp_path / "o.zarr", pipelines_model_dir))
+    summary = run_extraction(_request(tmp_path / "o.zarr", pipelines_model_dir, overwrite=True))
+    assert (summary.computed, summary.already_done) == (4, 0)
+    assert _entry_bytes(tmp_path / "o.zarr", key) == _entry_bytes(store, key)
+
+
+def _dgss(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from dgss.pipelines.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DGSS_DATA_ROOT": "/nonexistent"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--dataset", "NOPE"], "DRIVE"),
+        (["--dataset", DATASET, "--model", "/no/such/model"], "/no/such/model"),
+        (["--dataset", DATASET, "--blocks", "up_blocks.99"], "up_blocks.0"),
+        (["--dataset", DATASET, "--timesteps", "5000"], "5000"),
+        (["--dataset", DATASET, "--timesteps", "ten"], "ten"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_the_store_untouched(serial_store, pipelines_model_dir, arguments, expected):
+    store, key = serial_store
+    before = _entry_bytes(store, key)
+    if "--model" not in arguments:
+        arguments = [*arguments, "--model", str(pipelines_model_dir)]
+    result = _dgss("extract", "--store", str(store), *arguments)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert _entry_bytes(store, key) == before
+
+
+def test_a_store_path_that_is_a_file_is_refused(pipelines_model_dir, tmp_path):
+    not_a_store = tmp_path / "features.zarr"
+    not_a_store.write_text("precious")
+    result = _dgss("extract", "--dataset", DATASET, "--store", str(not_a_store), "--model", str(pipelines_model_dir))
+    assert result.returncode == 1 and "features.zarr" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not_a_store.read_text() == "precious"
+
+
+def test_the_xarray_view_names_every_axis(serial_store):
+    import dgss.store
+
+    store, key = serial_store
+    view = dgss.store.open(store, DATASET)
+    assert list(view["image"].values) == FeatureStore(store, create=False).entry(DATASET, key).image_ids
+    assert list(view["timestep"].values) == [10, 500]
+    assert list(view["band"].values) == ["LL", "LH", "HL", "HH"]
+    feature = next(name for name in view.data_vars if name.startswith("features/"))
+    assert view[feature].dims[:3] == ("image", "timestep", "band")
+    assert np.isfinite(view[feature].astype("float32").mean().compute())

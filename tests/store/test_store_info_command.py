@@ -1,0 +1,40 @@
+"""`dgss info STORE` prints each entry's dataset, key, parameters, done/total, bytes on disk and ratio."""
+
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from dgss.pipelines.app import app
+from dgss.pipelines.info_command import info
+from dgss.store import FeatureStore
+from dgss.store.errors import StoreError
+from store_samples import entry_kwargs, image_arrays
+
+
+def _invoke(*args: str):
+    """Run `dgss info ...` on a group holding just this command (a one-command typer app drops the name)."""
+    cli = typer.Typer()
+    cli.callback()(lambda: None)
+    cli.command()(info)
+    return CliRunner().invoke(cli, ["info", *args])
+
+
+def test_info_is_registered() -> None:
+    assert any(command.callback is info for command in app.registered_commands)
+
+
+def test_info_lists_entries(tmp_path: Path) -> None:
+    entry = FeatureStore(tmp_path).require_entry(**entry_kwargs())
+    entry.write_image(0, image_arrays(0))
+    result = _invoke(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"SYNTH-A  key {entry.key}  1/4 images done" in result.output
+    assert "timesteps: 1, 10" in result.output
+    assert "KiB on disk  ratio" in result.output
+
+
+def test_info_on_a_non_store(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    result = _invoke(str(tmp_path))
+    assert isinstance(result.exception, StoreError)
