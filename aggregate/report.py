@@ -181,9 +181,8 @@ def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     """Rows as an aligned plain-text table; floats with 4 decimals."""
     cells = [[_format_cell(row.get(column, "")) for column in columns] for row in rows]
     widths = [max([len(column)] + [len(line[i]) for line in cells]) for i, column in enumerate(columns)]
-    lines = ["  ".join(column.ljust(widths[i]) for i, column in enumerate(columns))]
-    lines += ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in cells]
-    return "\n".join(lines)
+    lines = [list(columns)] + cells
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines)
 
 
 def draw_table(rows: Sequence[dict], columns: Sequence[str], *, title: str) -> Image.Image:

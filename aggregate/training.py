@@ -74,12 +74,13 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
         _, indices = split_indices(entry, SOURCE_SPLIT)
         items += [(entry, index) for index in indices]
         used[entry.dataset] = [entry.image_ids[index] for index in indices]
-    spec = CacheSpec.from_entry_attrs(entry.config, entry.attrs)
+    first = entries[0]
+    spec = CacheSpec.from_entry_attrs(first.config, first.attrs)
     heads, losses = train_heads(CachedImages(items), spec, config)
     resolved = dataclasses.replace(config, head_params=heads[0].config.to_dict())
     record = RunRecord(
-        training=resolved.to_dict(), key=entry.key, store=str(Path(store_path).resolve()), sources=used,
-        extraction_config=entry.config, spec=spec.to_dict(),
+        training=resolved.to_dict(), key=first.key, store=str(Path(store_path).resolve()), sources=used,
+        extraction_config=first.config, spec=spec.to_dict(),
         head_files=tuple(head_file_name(member) for member in range(config.ensemble)),
     )
     write_run(out_dir, record, heads, losses)
@@ -90,7 +91,7 @@ def resolve_sources(store: FeatureStore, sources: Sequence[str], key: str | None
     """The sources' entries, all under one key; StoreError listing the keys when they differ."""
     if not sources:
         raise StoreError("no source dataset given: name one or more with --source, e.g. --source DRIVE,STARE")
-    entries = [store.entry(source, key) for source in sources]
+    entries = [store.entry(source, key) for source in dict.fromkeys(sources)]
     keys = {entry.key for entry in entries}
     if len(keys) > 1:
         found = ", ".join(f"{entry.dataset}: {entry.key}" for entry in entries)

@@ -141,7 +141,7 @@ def _locate_model(model: str | Path) -> tuple[str, str | None]:
             return str(path / "unet"), str(scheduler.parent) if scheduler.is_file() else None
         if (path / "config.json").is_file():
             return str(path), str(path) if (path / "scheduler_config.json").is_file() else None
-        raise ModelError(f"model {path} is not a diffusers model: no config.json or unet/config.json there; {_EXPECTED}")
+        raise ModelError(f"model {path} is not a diffusers model: no config.json or unet/config.json; {_EXPECTED}")
     if path.exists():
         raise ModelError(f"model {path} is a file; {_EXPECTED}")
     if _looks_like_hub_id(str(model)):
@@ -172,7 +172,11 @@ def _fetch_hub_model(model: str) -> tuple[str, str | None]:
 
 def _load_unet(model: str | Path, unet_dir: str) -> UNet2DModel:
     """Read a UNet2DModel, turning diffusers' errors into one-line ModelErrors."""
-    config = json.loads(Path(unet_dir, "config.json").read_text())
+    try:
+        config = json.loads(Path(unet_dir, "config.json").read_text())
+    except json.JSONDecodeError as error:
+        where = f"{unet_dir}/config.json"
+        raise ModelError(f"model {model}: {where} is not valid JSON ({error.msg}, line {error.lineno})") from error
     class_name = config.get("_class_name") if isinstance(config, dict) else None
     if class_name != "UNet2DModel":
         raise ModelError(

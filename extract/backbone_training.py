@@ -34,9 +34,9 @@ from dgss.extract.backbone_presets import (
     build_unet,
 )
 from dgss.extract.datasets import derive_fov, get_dataset, read_image, source_ids
+from dgss.extract.datasets.image_io import IMAGE_SUFFIXES, is_image_file
 from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, RunError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".ppm", ".pgm", ".gif", ".bmp"})
 TRAINING_FILE = "training.json"
 CHECKPOINT_DIR = "checkpoints"
 
@@ -73,7 +73,7 @@ def _source_loaders(source: str, data_root: str | Path | None) -> list[functools
     """One zero-argument loader per image of `source`, returning (image (y,x,3) uint8, fov (y,x) bool)."""
     folder = Path(source)
     if folder.is_dir():
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        files = sorted(path for path in folder.iterdir() if is_image_file(path))
         if not files:
             raise DatasetError(
                 f"image folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "

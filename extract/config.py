@@ -36,7 +36,8 @@ def check_timesteps(timesteps: Sequence[int], num_train_timesteps: int) -> tuple
     bad += [step for step in timesteps if step not in bad and not 0 <= step < num_train_timesteps]
     if bad or not timesteps:
         what = f"timestep {', '.join(map(str, bad))}" if bad else "no timestep given"
-        raise ModelError(f"{what}: the model was trained with {num_train_timesteps} steps, use integers 0..{num_train_timesteps - 1}")
+        last = num_train_timesteps - 1
+        raise ModelError(f"{what}: the model was trained with {num_train_timesteps} steps, use integers 0..{last}")
     return tuple(sorted(set(timesteps)))
 
 

@@ -16,6 +16,7 @@ from dgss.pipelines import (  # noqa: F401
     info_command,
     fit_head_command,
     evaluate_command,
+    predict_command,
 )
 
 

@@ -41,7 +41,7 @@ def _row(status: DatasetStatus) -> tuple[str, ...]:
     if not status.found:
         state = "missing"
     elif status.problems and not status.counts:
-        state = "found, broken"
+        state = "found, incomplete"
     elif status.problems:
         state = f"found, {len(status.problems)} problem(s)"
     else:

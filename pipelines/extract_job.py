@@ -8,6 +8,8 @@ marker last. A killed run leaves finished images marked done and resumes with th
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,20 +153,38 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         key=entry.key,
         max_native_shape=max_native_shape,
     )
-    if request.workers == 0 and request.scheduler is None:
+    in_process = request.workers == 0 and request.scheduler is None
+    if in_process:
         _WORKER_CACHE[task] = (reader, extractor, entry)
     try:
-        map_tasks(
-            task,
-            todo,
-            workers=request.workers,
-            threads_per_worker=request.threads_per_worker,
-            scheduler=request.scheduler,
-            description=f"extract {reader.name}",
-        )
+        with _torch_threads(request.threads_per_worker if in_process else None):
+            map_tasks(
+                task,
+                todo,
+                workers=request.workers,
+                threads_per_worker=request.threads_per_worker,
+                scheduler=request.scheduler,
+                description=f"extract {reader.name}",
+            )
     finally:
         _WORKER_CACHE.pop(task, None)
     return ExtractionSummary(reader.name, entry.key, len(todo), len(ids) - len(todo), len(ids))
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` torch threads (as a Dask worker would), so both paths write identical bytes."""
+    import torch
+
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _freeze(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -76,9 +76,8 @@ class Entry:
         if split is None:
             return list(range(len(self.image_ids)))
         if split not in self.splits:
-            raise StoreError(
-                f"entry {self.dataset}/{self.key} has no split {split!r}; its splits: {', '.join(sorted(set(self.splits)))}"
-            )
+            known = ", ".join(sorted(set(self.splits)))
+            raise StoreError(f"entry {self.dataset}/{self.key} has no split {split!r}; its splits: {known}")
         return [index for index, name in enumerate(self.splits) if name == split]
 
     def done(self) -> np.ndarray:

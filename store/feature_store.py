@@ -96,13 +96,14 @@ class FeatureStore:
         reserved = sorted(set(attrs) & {ENTRY_ATTR, *PROVENANCE_ATTRS})
         if reserved:
             raise StoreError(f"entry attrs {reserved} are set by the store itself: rename them")
+        plain_attrs = _json_values(attrs, "entry attrs")
         path = f"{_dataset_group(dataset)}/{key}"
         if path in self._root and ENTRY_ATTR in self._root[path].attrs:
             entry = Entry(self._root[path], self.location)
             _check_same(entry, description, self.location)
             return entry
         # A group without ENTRY_ATTR was killed while being created: no image can have been written into it.
-        group = self._root.create_group(path, overwrite=True, attributes={**attrs, **_provenance()})
+        group = self._root.create_group(path, overwrite=True, attributes={**plain_attrs, **_provenance()})
         for name, spec in arrays.items():
             group.create_array(
                 name,
@@ -113,7 +114,12 @@ class FeatureStore:
                 dimension_names=(IMAGE_DIM, *spec.dims),
             )
         group.create_array(
-            DONE_ARRAY, shape=(len(image_ids),), chunks=(1,), dtype="uint8", dimension_names=(IMAGE_DIM,)
+            DONE_ARRAY,
+            shape=(len(image_ids),),
+            chunks=(1,),
+            dtype="uint8",
+            compressors=None,
+            dimension_names=(IMAGE_DIM,),
         )
         group.attrs.update({ENTRY_ATTR: description})
         return Entry(group, self.location)
@@ -216,7 +222,9 @@ def _entry_description(
 ) -> dict[str, Any]:
     """Validate an entry's layout and return its JSON description (the ENTRY_ATTR value)."""
     if not image_ids or len(splits) != len(image_ids):
-        raise StoreError(f"entry needs >= 1 image and one split per image: got {len(image_ids)} ids, {len(splits)} splits")
+        raise StoreError(
+            f"entry needs >= 1 image and one split per image: got {len(image_ids)} ids, {len(splits)} splits"
+        )
     if len(set(image_ids)) != len(image_ids):
         raise StoreError(f"image ids of dataset {dataset!r} are not unique")
     if not arrays:

@@ -12,6 +12,8 @@ remaining mismatch (e.g. x3) is closed by bilinear interpolation after them.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -45,7 +47,7 @@ def reassemble(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
     """
     n, c, h, w = x.shape
     taps = kernels.shape[1]
-    size = int(round(taps**0.5))
+    size = math.isqrt(taps)
     patches = F.unfold(x, size, padding=size // 2).view(n, c, taps, h, w)
     weights = kernels.view(n, taps, h, scale, w, scale)
     return torch.einsum("nckhw,nkhawb->nchawb", patches, weights).reshape(n, c, h * scale, w * scale)

@@ -1,4 +1,4 @@
-"""Read a head's inputs from a batch, checked against the cache spec the head was built for.
+"""The heads' input/output contract: inputs read from a batch and checked against the head's cache spec.
 
 A head applied to another cache (other blocks, timesteps or bands) fails here with the key and shapes at fault,
 instead of deep inside a conv with a shape error.
@@ -11,6 +11,9 @@ from torch import Tensor
 
 from dgss.aggregate.spec import BlockSpec, CacheSpec
 from dgss.store.errors import ConfigMismatchError
+
+NUM_CLASSES = 2
+"""Classes of every head's logits: background and vessel (two-class cross-entropy, as released)."""
 
 
 def block_features(batch: dict[str, Tensor], spec: CacheSpec, block: BlockSpec) -> Tensor:

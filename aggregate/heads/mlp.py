@@ -17,11 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgss.aggregate.heads.inputs import block_features
+from dgss.aggregate.heads.inputs import NUM_CLASSES, block_features
 from dgss.aggregate.spec import CacheSpec
 from dgss.store.errors import ModelError
-
-NUM_CLASSES = 2
 
 
 @dataclass(frozen=True, kw_only=True)

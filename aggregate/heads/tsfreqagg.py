@@ -27,11 +27,9 @@ from torch import Tensor, nn
 
 from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d, folded_timestep_index
 from dgss.aggregate.heads.freqfusion import FreqFusion
-from dgss.aggregate.heads.inputs import level_features
+from dgss.aggregate.heads.inputs import NUM_CLASSES, level_features
 from dgss.aggregate.spec import CacheSpec
 from dgss.store.errors import ModelError
-
-NUM_CLASSES = 2
 
 
 @dataclass(frozen=True, kw_only=True)

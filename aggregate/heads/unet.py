@@ -8,10 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dgss.aggregate.heads.inputs import NUM_CLASSES
 from dgss.aggregate.spec import CacheSpec
 from dgss.store.errors import ConfigMismatchError, ModelError
-
-NUM_CLASSES = 2
 
 
 @dataclass(frozen=True, kw_only=True)

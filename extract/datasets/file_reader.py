@@ -42,6 +42,10 @@ class FileDatasetReader(DatasetReader):
             problems.append(f"{self.folder}: no images found for {self.name}")
         return {item.id: item for item in items}, problems
 
+    def layout_problems(self) -> list[str]:
+        """Files without partners, missing folders, duplicate names: found by listing the folder, no pixels read."""
+        return list(self._scan[1])
+
     def _files(self) -> dict[str, ImageFiles]:
         """The index, or DatasetError with the first problem (and how many more there are)."""
         files, problems = self._scan

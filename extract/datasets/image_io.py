@@ -100,7 +100,7 @@ def _read_array(path: Path) -> np.ndarray:
     try:
         with _open(path) as stream, Image.open(stream) as image:
             image.load()
-            return np.asarray(image)
+            return np.array(image)
     except (OSError, EOFError) as pil_error:
         if path.suffix.lower() not in _TIFF_SUFFIXES:
             raise DatasetError(f"cannot read {path}: {pil_error}") from pil_error

@@ -19,9 +19,9 @@ from dgss.extract.datasets.image_io import file_stem, is_image_file
 class SplitLayout:
     """Where one split's files live, relative to the dataset folder, and how their names relate.
 
-    ``fov`` is None when the dataset publishes no FOV masks. ``others`` are suffixes of files that share a folder
-    with the images but are not images (CHASE_DB1's ``_2ndHO`` labels). ``id_suffix`` is appended to the image
-    stem when two splits reuse the same names (FIVES).
+    ``fov`` is None when the dataset publishes no FOV masks. ``others`` are suffixes of files that share the image
+    or label folder but are neither (CHASE_DB1's second-observer ``_2ndHO`` labels). ``id_suffix`` is appended to
+    the image stem when two splits reuse the same names (FIVES).
     """
 
     split: str
@@ -63,12 +63,15 @@ def scan_layout(folder: Path, layouts: list[SplitLayout]) -> tuple[list[ImageFil
         shared = tuple(
             suffix
             for folder_name, suffix in [(layout.labels, layout.label_suffix), (layout.fov, layout.fov_suffix)]
-            + [(layout.images, other) for other in layout.others]
             if folder_name == layout.images and suffix
         )
-        images = _keyed_files(folder / layout.images, layout.image_suffix, problems, skip=shared)
+        images = _keyed_files(folder / layout.images, layout.image_suffix, problems, skip=shared + layout.others)
         labels = _keyed_files(
-            folder / layout.labels, layout.label_suffix, problems, strict=layout.labels != layout.images
+            folder / layout.labels,
+            layout.label_suffix,
+            problems,
+            skip=layout.others,
+            strict=layout.labels != layout.images,
         )
         fovs = None
         if layout.fov is not None:
@@ -79,9 +82,11 @@ def scan_layout(folder: Path, layouts: list[SplitLayout]) -> tuple[list[ImageFil
             stem = file_stem(image)
             name = stem[: len(stem) - len(layout.image_suffix)]
             if label is None:
-                problems.append(f"{image}: no label (expected {folder / layout.labels / name}{layout.label_suffix}.*)")
+                expected = f"{folder / layout.labels / name}{layout.label_suffix}.*"
+                problems.append(f"{image}: no label (expected {expected})")
             if fovs is not None and fov is None:
-                problems.append(f"{image}: no FOV mask (expected {folder / str(layout.fov) / name}{layout.fov_suffix}.*)")
+                expected = f"{folder / str(layout.fov) / name}{layout.fov_suffix}.*"
+                problems.append(f"{image}: no FOV mask (expected {expected})")
             image_id = stem + layout.id_suffix
             if image_id in seen_ids:
                 problems.append(f"{image}: image id {image_id!r} is used twice")

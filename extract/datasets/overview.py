@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dgss.extract.datasets.file_reader import FileDatasetReader
 from dgss.extract.datasets.published import PUBLISHED_READERS
 from dgss.extract.datasets.reader import DatasetReader
 from dgss.extract.datasets.registry import dataset_names, get_dataset, resolve_data_root
@@ -57,18 +58,18 @@ def survey_datasets(data_root: str | None = None, *, check: bool = False) -> lis
 
 
 def _found_status(reader: DatasetReader, *, check: bool) -> DatasetStatus:
-    """Counts per split and problems of a dataset whose folder exists (or that is generated)."""
-    folder = getattr(reader, "folder", None)
-    problems: list[str] = reader.check() if check else []
-    try:
-        counts = {split: len(ids) for split, ids in reader.splits().items()}
-    except DatasetError as error:
-        counts = {}
-        problems = problems or [str(error)]
+    """Counts per split and problems of a dataset whose folder exists (or that is generated).
+
+    Counts need a complete index, so a dataset whose files do not pair up shows problems only.
+    """
+    files = reader if isinstance(reader, FileDatasetReader) else None
+    layout_problems = files.layout_problems() if files is not None else []
+    problems = reader.check() if check else layout_problems
+    counts = {} if layout_problems else {split: len(ids) for split, ids in reader.splits().items()}
     return DatasetStatus(
         name=reader.name,
         found=True,
-        location=str(folder.resolve()) if folder is not None else "generated",
+        location=str(files.folder.resolve()) if files is not None else "generated",
         counts=counts,
         ground_truth=reader.ground_truth,
         fov_source=reader.fov_source,

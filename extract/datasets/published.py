@@ -66,9 +66,12 @@ class ChaseReader(FileDatasetReader):
     fov_threshold = 10
 
     def layouts(self) -> list[SplitLayout]:
-        if (self.folder / "images").is_dir():
-            return [SplitLayout(split="all", images="images", labels="manual", label_suffix="_1stHO")]
-        return [SplitLayout(split="all", images=".", labels=".", label_suffix="_1stHO", others=("_2ndHO",))]
+        folders = ("images", "manual") if (self.folder / "images").is_dir() else (".", ".")
+        return [
+            SplitLayout(
+                split="all", images=folders[0], labels=folders[1], label_suffix="_1stHO", others=("_2ndHO",)
+            )
+        ]
 
 
 class HrfReader(FileDatasetReader):
@@ -111,7 +114,9 @@ class LesAvReader(FileDatasetReader):
 
 
 class DrHagisReader(FileDatasetReader):
-    """DR HAGIS: ``Fundus_Images/N.jpg``, ``Manual_Segmentations/N_manual_orig.png``, ``Mask_images/N_mask_orig.png``."""
+    """DR HAGIS: ``Fundus_Images/N.jpg``, ``Manual_Segmentations/N_manual_orig.png``,
+    ``Mask_images/N_mask_orig.png`` (40 images).
+    """
 
     name = "DR-HAGIS"
     field_of_view_deg = 45.0
@@ -143,7 +148,9 @@ class FivesReader(FileDatasetReader):
 
     def layouts(self) -> list[SplitLayout]:
         return [
-            SplitLayout(split=split, images=f"{folder}/Original", labels=f"{folder}/Ground truth", id_suffix=f"_{split}")
+            SplitLayout(
+                split=split, images=f"{folder}/Original", labels=f"{folder}/Ground truth", id_suffix=f"_{split}"
+            )
             for split, folder in (("training", "train"), ("test", "test"))
         ]
 

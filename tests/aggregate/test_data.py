@@ -6,8 +6,6 @@ import torch
 from dgss.aggregate.data import CachedImages, feature_names, split_indices
 from dgss.store.errors import StoreError
 
-from conftest import CANVAS, CHANNELS, TIMESTEPS
-
 
 def test_split_indices_prefers_the_named_split(aggregate_cache):
     entry = aggregate_cache("SRC", n_images=4, splits=["training", "training", "test", "test"])
@@ -36,8 +34,8 @@ def test_item_holds_float32_features_and_canvas_labels(aggregate_cache):
     item = CachedImages([(entry, 1)])[0]
     assert set(item) == {*feature_names(entry), "image", "vessel", "fov"}
     features = item["features/up_blocks.2"]
-    assert features.dtype == torch.float32 and features.shape == (len(TIMESTEPS), 4, CHANNELS, 16, 16)
-    assert item["image"].shape == (3, CANVAS, CANVAS) and 0 <= item["image"].min() <= item["image"].max() <= 1
+    assert features.dtype == torch.float32 and features.shape == (2, 4, 3, 16, 16)  # timestep, band, channel, y, x
+    assert item["image"].shape == (3, 32, 32) and 0 <= item["image"].min() <= item["image"].max() <= 1
     assert item["vessel"].dtype == torch.int64 and item["fov"].dtype == torch.bool
     assert torch.equal(item["vessel"].bool(), torch.from_numpy(entry.read("vessel", 1)))
 

@@ -57,3 +57,9 @@ def test_missing_weights(tmp_path, extract_model_dir):
     with pytest.raises(ModelError, match="cannot load the UNet weights") as info:
         load_backbone(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_broken_config_json(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="config.json is not valid JSON"):
+        load_backbone(tmp_path)

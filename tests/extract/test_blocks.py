@@ -97,3 +97,9 @@ def test_blocks_command(extract_model_dir):
 def test_blocks_command_bad_model(tmp_path):
     result = _invoke("--model", str(tmp_path / "missing"))
     assert isinstance(result.exception, ModelError)
+
+
+def test_input_size_the_model_cannot_take(extract_backbone):
+    with pytest.raises(ModelError, match="cannot run at input size 30") as info:
+        list_blocks(extract_backbone, 30)
+    assert "\n" not in str(info.value)

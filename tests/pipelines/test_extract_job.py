@@ -1,6 +1,5 @@
 """`dgss extract` end to end on a tiny model: resumable, deterministic, parallel, side by side, loud on bad input."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
 
@@ -67,6 +67,7 @@ def test_two_configs_live_side_by_side(serial_store, pipelines_model_dir, tmp_pa
 
 KILL_ON_THIRD_IMAGE = """
 import os, signal, sys
+from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store.entry import Entry
 
@@ -103,13 +104,14 @@ def test_overwrite_recomputes_every_image(serial_store, pipelines_model_dir, tmp
     assert _entry_bytes(tmp_path / "o.zarr", key) == _entry_bytes(store, key)
 
 
-def _dgss(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from dgss.pipelines.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DGSS_DATA_ROOT": "/nonexistent"},
-    )
+def _dgss(capsys, monkeypatch, *args: str) -> tuple[int, str]:
+    """Run the `dgss` console entry point in this process; its exit code and what it printed on stderr."""
+    monkeypatch.setenv("DGSS_DATA_ROOT", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["dgss", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return exited.value.code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -122,23 +124,26 @@ def _dgss(*args: str) -> subprocess.CompletedProcess:
         (["--dataset", DATASET, "--timesteps", "ten"], "ten"),
     ],
 )
-def test_bad_input_is_one_line_and_leaves_the_store_untouched(serial_store, pipelines_model_dir, arguments, expected):
+def test_bad_input_is_one_line_and_leaves_the_store_untouched(
+    serial_store, pipelines_model_dir, capsys, monkeypatch, arguments, expected
+):
     store, key = serial_store
     before = _entry_bytes(store, key)
     if "--model" not in arguments:
         arguments = [*arguments, "--model", str(pipelines_model_dir)]
-    result = _dgss("extract", "--store", str(store), *arguments)
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    code, stderr = _dgss(capsys, monkeypatch, "extract", "--store", str(store), *arguments)
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], stderr
     assert _entry_bytes(store, key) == before
 
 
-def test_a_store_path_that_is_a_file_is_refused(pipelines_model_dir, tmp_path):
+def test_a_store_path_that_is_a_file_is_refused(pipelines_model_dir, tmp_path, capsys, monkeypatch):
     not_a_store = tmp_path / "features.zarr"
     not_a_store.write_text("precious")
-    result = _dgss("extract", "--dataset", DATASET, "--store", str(not_a_store), "--model", str(pipelines_model_dir))
-    assert result.returncode == 1 and "features.zarr" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    code, stderr = _dgss(
+        capsys, monkeypatch, "extract", "--dataset", DATASET, "--store", str(not_a_store), "--model", str(pipelines_model_dir)
+    )
+    assert code == 1 and "features.zarr" in stderr and len(stderr.strip().splitlines()) == 1
     assert not_a_store.read_text() == "precious"
 
 

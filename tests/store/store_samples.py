@@ -11,8 +11,12 @@ SPLITS = ["training", "training", "test", "test"]
 CONFIG: dict[str, Any] = {"model_digest": "abc", "blocks": ["up.0", "up.1"], "timesteps": [1, 10], "bands": "haar"}
 COORDS: dict[str, list[Any]] = {"timestep": [1, 10], "band": ["LL", "LH", "HL", "HH"], "rgb": ["R", "G", "B"]}
 ARRAYS = {
-    "features/up.0": ArraySpec(shape=(2, 4, 3, 32, 32), dtype="float16", dims=("timestep", "band", "up.0.channel", "up.0.y", "up.0.x")),
-    "features/up.1": ArraySpec(shape=(2, 4, 2, 4, 4), dtype="float16", dims=("timestep", "band", "up.1.channel", "up.1.y", "up.1.x")),
+    "features/up.0": ArraySpec(
+        shape=(2, 4, 3, 32, 32), dtype="float16", dims=("timestep", "band", "up.0.channel", "up.0.y", "up.0.x")
+    ),
+    "features/up.1": ArraySpec(
+        shape=(2, 4, 2, 4, 4), dtype="float16", dims=("timestep", "band", "up.1.channel", "up.1.y", "up.1.x")
+    ),
     "image": ArraySpec(shape=(16, 16, 3), dtype="uint8", dims=("y", "x", "rgb")),
     "vessel": ArraySpec(shape=(16, 16), dtype="bool", dims=("y", "x")),
     "geometry": ArraySpec(shape=(6,), dtype="int64", dims=("geometry",)),

@@ -68,7 +68,7 @@ def test_missing_store_without_create(tmp_path: Path) -> None:
         ({"image_ids": ["im0", "im1", "im2", "other"]}, "image_ids"),
         ({"image_ids": IMAGE_IDS[:3], "splits": ["training"] * 3}, "image_ids"),
         ({"splits": ["all"] * 4}, "splits"),
-        ({"arrays": {**ARRAYS, "image": ArraySpec(shape=(16, 16, 3), dtype="float16", dims=("y", "x", "rgb"))}}, "dtype"),
+        ({"arrays": {**ARRAYS, "image": ArraySpec(shape=(16, 16, 3), dtype="int64", dims=("y", "x", "rgb"))}}, "dtype"),
         ({"arrays": {**ARRAYS, "geometry": ArraySpec(shape=(7,), dtype="int64", dims=("geometry",))}}, "shape"),
         ({"arrays": {name: spec for name, spec in ARRAYS.items() if name != "vessel"}}, "vessel"),
         ({"coords": {"timestep": [1, 11], "band": ["LL", "LH", "HL", "HH"], "rgb": ["R", "G", "B"]}}, "coords"),
@@ -125,6 +125,7 @@ def test_bad_writes_touch_nothing(cached: Path) -> None:
         ({"arrays": {**ARRAYS, "mask": ArraySpec(shape=(8, 8), dtype="bool", dims=("y", "x"))}}, "dim 'y' has size"),
         ({"coords": {"timestep": [1, 10, 50]}}, "coords 'timestep' has 3 values"),
         ({"attrs": {"created": "yesterday"}}, "set by the store itself"),
+        ({"attrs": {"model": Path("m")}}, "entry attrs is not plain JSON"),
     ],
 )
 def test_bad_entry_layout(tmp_path: Path, changes: dict, match: str) -> None:

@@ -1,0 +1,102 @@
+"""`dgss predict` as a Python function: new images through the run's own extraction config and its trained heads.
+
+This is the one place where both stages meet: features are computed with the UNet exactly as the run's cache was
+made (same config, checked by the model digest), then fed to the heads; nothing is written to a store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dgss.aggregate.report import write_png
+from dgss.aggregate.run import load_run, member_probabilities, vote_fraction
+from dgss.extract.backbone import load_backbone
+from dgss.extract.config import ExtractionConfig
+from dgss.extract.datasets import derive_fov, read_image
+from dgss.extract.extractor import FeatureExtractor
+from dgss.extract.preprocess import to_canvas
+from dgss.extract.shipped import resolve_model
+from dgss.store import FeatureStore
+from dgss.store.errors import ModelError, StoreError
+
+VESSEL_TINT = np.array([40, 255, 80], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Files written for one input image."""
+
+    image: Path
+    probability: Path
+    mask: Path
+    overlay: Path
+
+
+def predict_images(
+    run_dir: str | Path,
+    images: list[Path],
+    out_dir: str | Path,
+    *,
+    model: str | None = None,
+    device: str = "cpu",
+) -> list[Prediction]:
+    """Segment `images`; write `<stem>_prob.png`, `<stem>_mask.png` and `<stem>_overlay.png` per image.
+
+    The backbone is `model`, else the one recorded in the run's store entry, else the shipped one; it must have
+    the digest the run's features were extracted with.
+    """
+    run = load_run(run_dir, device)
+    config = ExtractionConfig.from_dict(run.record.extraction_config)
+    backbone = load_backbone(resolve_model(model or _recorded_model(run.record.store, run.key)), device)
+    if backbone.digest != config.model_digest:
+        raise ModelError(
+            f"model {backbone.name} (digest {backbone.digest[:16]}) is not the one run {run_dir} was trained on "
+            f"(digest {config.model_digest[:16]}); pass --model with that backbone"
+        )
+    extractor = FeatureExtractor(backbone, config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [_predict_one(path, run, extractor, out) for path in images]
+
+
+def _recorded_model(store: str, key: str) -> str | None:
+    """The model path/id written into the store entry the run was trained on, when that store is still there."""
+    try:
+        cache = FeatureStore(store, create=False)
+    except StoreError:
+        return None
+    for info in cache.entries():
+        if info.key == key:
+            return cache.entry(info.dataset, key).attrs.get("model")
+    return None
+
+
+def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path) -> Prediction:
+    image = read_image(path)
+    fov = derive_fov(image)
+    canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
+                       fov_crop=extractor.config.fov_crop)
+    batch = {f"features/{name}": maps[None] for name, maps in extractor.feature_maps(canvas.image).items()}
+    batch["image"] = torch.from_numpy(canvas.image.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
+    members = member_probabilities(run, batch)[:, 0]
+    probability = canvas.geometry.to_native(members.mean(dim=0).cpu().numpy()) * fov
+    mask = canvas.geometry.to_native(vote_fraction(members).cpu().numpy()) > 0.5
+    mask &= fov
+    stem = path.name.split(".")[0]
+    written = Prediction(path, out / f"{stem}_prob.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
+    write_png(written.probability, Image.fromarray(np.round(probability * 255).astype(np.uint8)))
+    write_png(written.mask, Image.fromarray(mask.astype(np.uint8) * 255))
+    write_png(written.overlay, Image.fromarray(_overlay(image, mask)))
+    return written
+
+
+def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The photo with predicted vessels tinted green, so a reader sees what was found where."""
+    tinted = image.astype(np.float32)
+    tinted[mask] = 0.35 * tinted[mask] + 0.65 * VESSEL_TINT
+    return tinted.astype(np.uint8)

@@ -1,0 +1,22 @@
+"""`dgss predict`: vessel probability, mask and overlay for new images, from a trained run."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dgss.pipelines.app import app
+from dgss.pipelines.predict import predict_images
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Images to segment (JPEG, PNG, TIFF, GIF, PPM, .gz).")],
+    run: Annotated[Path, typer.Option(help="Run folder written by `dgss fit-head`.")],
+    out: Annotated[Path, typer.Option(help="Folder for <stem>_prob.png, <stem>_mask.png, <stem>_overlay.png.")] = Path("predictions"),
+    model: Annotated[Optional[str], typer.Option(help="Backbone the run's features came from; default: the one recorded in the run's store.")] = None,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, mps.")] = "cpu",
+) -> None:
+    """Compute features with the run's extraction config and segment each image at its native resolution."""
+    for written in predict_images(run, images, out, model=model, device=device):
+        typer.echo(f"{written.image} -> {written.mask}")

@@ -1,0 +1,133 @@
+"""evaluate: native-resolution mapping, scores and report files, bad targets, and the CLI."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from dgss.aggregate.evaluation import combined_metrics, evaluate_run, native_truth, predict_native
+from dgss.aggregate.metrics import METRIC_NAMES
+from dgss.aggregate.run import Run, RunRecord
+from dgss.aggregate.spec import CacheSpec
+from dgss.pipelines.app import app
+from dgss.pipelines.cli import main  # registers every command on `app`
+from dgss.store.errors import ConfigMismatchError, RunError, StoreError
+
+
+class OracleHead(nn.Module):
+    """Logits that reproduce the canvas vessel mask of the batch (or its inverse)."""
+
+    def __init__(self, invert: bool = False):
+        super().__init__()
+        self.sign = -1.0 if invert else 1.0
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        vessel = self.sign * (batch["vessel"].float() * 2 - 1) * 10
+        return torch.stack([-vessel, vessel], dim=1)
+
+
+def _oracle_run(entry, heads) -> Run:
+    record = RunRecord(training={"head": "oracle", "head_params": {}}, key=entry.key, store="", sources={},
+                       extraction_config=entry.config, spec={}, head_files=())
+    spec = CacheSpec.from_entry_attrs(entry.config, entry.attrs)
+    return Run(path=Path("oracle"), record=record, spec=spec, heads=tuple(heads), device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("index, native_shape", [(0, (64, 48)), (1, (48, 64))])
+def test_a_perfect_canvas_prediction_scores_one_at_native_resolution(aggregate_cache, index, native_shape):
+    entry = aggregate_cache("TGT", n_images=2)
+    votes, prob_native, votes_native = predict_native(_oracle_run(entry, [OracleHead()]), entry, index)
+    assert votes.shape == (32, 32) and prob_native.shape == votes_native.shape == native_shape
+    truth, fov = native_truth(entry, index, prob_native.shape)
+    assert truth.shape == native_shape and fov.all() and truth.any()
+    scores = combined_metrics(prob_native, (votes_native > 0.5).astype(np.float32), truth, fov)
+    assert scores["dice"] == pytest.approx(1.0) and scores["auc_roc"] == pytest.approx(1.0)
+
+
+def test_the_vote_of_a_three_head_ensemble_decides_the_mask(aggregate_cache):
+    entry = aggregate_cache("TGT", n_images=1)
+    run = _oracle_run(entry, [OracleHead(), OracleHead(), OracleHead(invert=True)])
+    votes, prob_native, votes_native = predict_native(run, entry, 0)
+    truth, fov = native_truth(entry, 0, prob_native.shape)
+    np.testing.assert_allclose(np.unique(votes), [1 / 3, 2 / 3])  # two of three heads are right everywhere
+    assert combined_metrics(prob_native, (votes_native > 0.5).astype(np.float32), truth, fov)["dice"] == 1.0
+    inverted = _oracle_run(entry, [OracleHead(invert=True), OracleHead(invert=True), OracleHead()])
+    _, _, votes_native = predict_native(inverted, entry, 0)
+    assert combined_metrics(prob_native, (votes_native > 0.5).astype(np.float32), truth, fov)["dice"] == 0.0
+
+
+def test_evaluate_run_scores_and_reports(aggregate_trained, tmp_path):
+    _, run_dir = aggregate_trained
+    results = evaluate_run(run_dir, None, ["TGT", "SRC"], tmp_path / "report", overlays=1)
+    tgt, src = results["targets"]["TGT"], results["targets"]["SRC"]
+    assert (tgt["split"], tgt["n_images"], list(tgt["images"])) == ("all", 2, ["TGT_00", "TGT_01"])
+    assert (src["split"], src["n_images"], list(src["images"])) == ("test", 1, ["SRC_03"])
+    assert set(tgt["pooled"]) == set(METRIC_NAMES) and tgt["pooled"]["dice"] > 0.7
+    per_image = [values["dice"] for values in tgt["images"].values()]
+    assert min(per_image) <= tgt["pooled"]["dice"] <= max(per_image)
+    assert json.loads((tmp_path / "report" / "scores.json").read_text())["targets"]["TGT"]["n_images"] == 2
+    rows = list(csv.DictReader((tmp_path / "report" / "scores.csv").open()))
+    assert [(row["target"], row["image"]) for row in rows] == [
+        ("TGT", "pooled"), ("TGT", "TGT_00"), ("TGT", "TGT_01"), ("SRC", "pooled"), ("SRC", "SRC_03")]
+    assert (tmp_path / "report" / "scores.png").is_file()
+    assert sorted(path.name for path in (tmp_path / "report" / "overlays").iterdir()) == [
+        "SRC_SRC_03.png", "TGT_TGT_00.png"]
+
+
+def test_target_not_in_the_store_says_how_to_add_it(aggregate_trained, tmp_path):
+    store, run_dir = aggregate_trained
+    expected = f"no features for CHASE_DB1.*cached: .*SRC.*dgss extract --dataset CHASE_DB1 --store {store}"
+    with pytest.raises(StoreError, match=expected):
+        evaluate_run(run_dir, store, ["CHASE_DB1"], tmp_path / "report")
+
+
+def test_target_under_another_key_names_both_keys(aggregate_trained, aggregate_cache, tmp_path):
+    _, run_dir = aggregate_trained
+    other = aggregate_cache("TGT", n_images=2, digest="other-model")
+    run_key = json.loads((run_dir / "run.json").read_text())["key"]
+    expected = f"TGT is cached .* under key {other.key}.*trained on key {run_key}"
+    with pytest.raises(ConfigMismatchError, match=expected):
+        evaluate_run(run_dir, tmp_path / "store", ["TGT"], tmp_path / "report")
+
+
+def test_target_with_no_done_image_is_an_error(aggregate_trained, aggregate_cache, tmp_path):
+    _, run_dir = aggregate_trained
+    aggregate_cache("TGT", n_images=2, done=[])
+    with pytest.raises(StoreError, match="TGT .*no extracted image in split 'all'"):
+        evaluate_run(run_dir, tmp_path / "store", ["TGT"], tmp_path / "report")
+
+
+def test_evaluate_refuses_an_unfinished_run(aggregate_trained, tmp_path):
+    store, _ = aggregate_trained
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunError, match="run.json is missing"):
+        evaluate_run(tmp_path / "run", store, ["TGT"], tmp_path / "report")
+
+
+def test_evaluate_command_prints_the_pooled_table(aggregate_trained, tmp_path):
+    _, run_dir = aggregate_trained
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(run_dir), "--target", "TGT",
+                                      "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()[:2]
+    assert header.split()[:4] == ["target", "image", "n_images", "dice"]
+    assert row.split()[:3] == ["TGT", "pooled", "2"]
+    assert (tmp_path / "report" / "scores.csv").is_file()
+
+
+def test_evaluate_command_error_is_one_line_and_non_zero(aggregate_trained, tmp_path, monkeypatch, capsys):
+    _, run_dir = aggregate_trained
+    monkeypatch.setattr(sys, "argv", ["dgss", "evaluate", "--run", str(run_dir), "--target", "NOPE",
+                                      "--report", str(tmp_path / "report")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: no features for NOPE") and error.count("\n") == 1
+    assert not (tmp_path / "report" / "scores.json").exists()

@@ -1,0 +1,63 @@
+"""Shared test fixtures. Fixture names carry the helper's prefix (``datasets_``, ...) so they never collide."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+DATASETS_SHAPE = (32, 40)  # (height, width) of the tiny fixture images
+
+
+def _datasets_pixels(kind: str, shape: tuple[int, int]) -> np.ndarray:
+    """A tiny fundus-like picture: a bright disc on black ("image"), a cross of vessels ("label"), the disc ("fov")."""
+    height, width = shape
+    y, x = np.mgrid[:height, :width]
+    disc = (y - height / 2) ** 2 + (x - width / 2) ** 2 < (min(shape) / 2 - 1) ** 2
+    if kind == "fov":
+        return disc.astype(np.uint8) * 255
+    vessels = disc & ((abs(y - height // 2) <= 1) | (abs(x - width // 2) <= 1))
+    if kind == "label":
+        return vessels.astype(np.uint8) * 255
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[disc] = (180, 90, 40)
+    image[vessels] = (120, 40, 20)
+    return image
+
+
+@pytest.fixture
+def datasets_write() -> Callable[..., Path]:
+    """Write one fixture image file; the format follows the name (``.gz`` compresses, ``.jpg`` is lossy RGB)."""
+
+    def write(
+        path: Path, kind: str = "image", shape: tuple[int, int] = DATASETS_SHAPE, mode: str | None = None
+    ) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray(_datasets_pixels(kind, shape))
+        if mode is not None:
+            picture = picture.convert(mode)
+        name = path.name[:-3] if path.name.endswith(".gz") else path.name
+        buffer = io.BytesIO()
+        picture.save(buffer, format=Image.registered_extensions()[Path(name).suffix.lower()])
+        data = buffer.getvalue()
+        path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def datasets_tree(datasets_write: Callable[..., Path]) -> Callable[[Path, dict[str, str]], Path]:
+    """Write a dataset folder from ``{relative path: kind}`` and return it."""
+
+    def tree(root: Path, files: dict[str, str]) -> Path:
+        for relative, kind in files.items():
+            datasets_write(root / relative, kind)
+        return root
+
+    return tree

@@ -1,0 +1,168 @@
+"""Backbone training: exact resume, a loadable output folder, image-folder sources, one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, UNet2DModel
+from PIL import Image
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from dgss.extract.backbone_presets import PRESETS, BackboneTrainingConfig, build_unet
+from dgss.extract.backbone_training import ImagePool, train_backbone, training_batch
+from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, ModelError, RunError
+
+SYNTH = "SYNTH-A-4x64"  # its training split: the first 2 images
+
+
+def _tiny(**overrides) -> BackboneTrainingConfig:
+    """About 40k parameters at 32 px: a training step takes milliseconds."""
+    fields = dict(resolution=32, block_out_channels=(8, 16), steps=6, checkpoint_every=3, batch_size=2,
+                  sample_count=2, sample_steps=2)
+    return BackboneTrainingConfig.from_preset("tiny", **{**fields, **overrides})
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    """Four JPEG 'fundus photos': a noisy disc on black, wider than tall, like a camera frame."""
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:60, :80]
+    disc = (yy - 30) ** 2 + (xx - 40) ** 2 < 28**2
+    for i in range(4):
+        image = rng.integers(60, 255, (60, 80, 3)) * disc[..., None]
+        Image.fromarray(image.astype(np.uint8)).save(folder / f"photo_{i}.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, photo_folder) -> Path:
+    """One uninterrupted 6-step run on a synthetic dataset plus the photo folder."""
+    return train_backbone(_tiny(), [SYNTH, str(photo_folder)], tmp_path_factory.mktemp("full") / "model")
+
+
+def test_interrupted_and_resumed_run_gives_the_same_weights(full_run, photo_folder, tmp_path):
+    out = tmp_path / "model"
+    sources = [SYNTH, str(photo_folder)]
+    train_backbone(_tiny(steps=3), sources, out)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000003.pt"]
+    train_backbone(_tiny(), sources, out, resume=True)
+    resumed = load_file(out / "diffusion_pytorch_model.safetensors")
+    uninterrupted = load_file(full_run / "diffusion_pytorch_model.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
+    trained = torch.load(out / "checkpoints" / "step-00000006.pt", weights_only=True)
+    reference = torch.load(full_run / "checkpoints" / "step-00000006.pt", weights_only=True)
+    assert all(torch.equal(trained["model"][k], reference["model"][k]) for k in reference["model"])
+    assert trained["losses"] == reference["losses"]
+
+
+def test_output_folder_loads_as_a_diffusers_model(full_run):
+    unet = UNet2DModel.from_pretrained(full_run)
+    assert unet.config.block_out_channels == (8, 16) or list(unet.config.block_out_channels) == [8, 16]
+    scheduler = DDIMScheduler.from_pretrained(full_run)
+    assert scheduler.config.beta_schedule == "squaredcos_cap_v2"
+    assert scheduler.config.prediction_type == "sample"
+    assert not scheduler.config.clip_sample
+    from dgss.extract.backbone import load_backbone
+
+    backbone = load_backbone(full_run)
+    assert backbone.prediction_type == "sample"
+    assert backbone.num_train_timesteps == 1000
+
+
+def test_output_folder_records_the_run(full_run, photo_folder):
+    assert sorted(p.name for p in (full_run / "samples").glob("*.png")) == ["step-00000003.png", "step-00000006.png"]
+    with Image.open(full_run / "samples" / "step-00000006.png") as grid:
+        assert grid.size == (64, 32)  # two 32 px samples side by side
+    record = json.loads((full_run / "training.json").read_text())
+    assert BackboneTrainingConfig.from_dict(record["config"]) == _tiny()
+    assert record["images"] == {SYNTH: 2, str(photo_folder): 4}
+    assert len((full_run / "loss.csv").read_text().splitlines()) == 1 + 6
+    card = (full_run / "MODEL_CARD.md").read_text()
+    assert f"`{SYNTH}`: 2 images" in card and "steps: 6 of 6" in card and "final loss" in card
+
+
+def test_batches_are_a_function_of_seed_and_step(photo_folder):
+    config = _tiny(batch_size=3)
+    pool = ImagePool([str(photo_folder)], None, 36)
+    first = training_batch(pool, config, 5)
+    assert first.shape == (3, 3, 32, 32) and first.min() >= -1 and first.max() <= 1
+    assert torch.equal(first, training_batch(ImagePool([str(photo_folder)], None, 36), config, 5))
+    assert not torch.equal(first, training_batch(pool, config, 6))
+
+
+def test_config_round_trips_through_json():
+    config = BackboneTrainingConfig.from_preset("adm", steps=10)
+    assert BackboneTrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.attention_resolutions() == (32, 16, 8)
+    assert config.num_train_timesteps == 4000
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_presets_build(preset):
+    with torch.device("meta"):
+        unet = build_unet(BackboneTrainingConfig.from_preset(preset))
+    assert unet.config.sample_size == PRESETS[preset]["resolution"]
+
+
+def _one_line(error: pytest.ExceptionInfo) -> None:
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_source_and_empty_folder_are_dataset_errors(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        train_backbone(_tiny(), ["NOT-A-DATASET"], tmp_path / "a")
+    _one_line(error)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images") as error:
+        train_backbone(_tiny(), [str(tmp_path / "empty")], tmp_path / "b")
+    _one_line(error)
+
+
+def test_out_folder_rules(full_run, photo_folder, tmp_path):
+    sources = [SYNTH, str(photo_folder)]
+    with pytest.raises(RunError, match="--resume") as error:
+        train_backbone(_tiny(), sources, full_run)
+    _one_line(error)
+    with pytest.raises(RunError, match="no checkpoint") as error:
+        train_backbone(_tiny(), sources, tmp_path / "new", resume=True)
+    _one_line(error)
+    with pytest.raises(ConfigMismatchError, match="lr") as error:
+        train_backbone(_tiny(lr=1e-3), sources, full_run, resume=True)
+    _one_line(error)
+    with pytest.raises(RunError, match="past --steps") as error:
+        train_backbone(_tiny(steps=4), sources, full_run, resume=True)
+    _one_line(error)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(resolution=30), dict(prediction_type="v"), dict(attention_levels=(5,)), dict(steps=0)],
+)
+def test_bad_config_values_are_model_errors(overrides):
+    with pytest.raises(ModelError) as error:
+        _tiny(**overrides)
+    _one_line(error)
+    with pytest.raises(ModelError, match="preset"):
+        BackboneTrainingConfig.from_preset("huge")
+
+
+def test_cli_trains_and_refuses_a_used_folder(photo_folder, tmp_path):
+    from dgss.pipelines.app import app
+    from dgss.pipelines import train_diffusion_command  # noqa: F401  (registers the command)
+
+    out = tmp_path / "cli"
+    args = ["train-diffusion", "--source", str(photo_folder), "--out", str(out), "--resolution", "32",
+            "--steps", "1", "--batch-size", "1", "--prediction-type", "epsilon"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert DDIMScheduler.from_pretrained(out).config.prediction_type == "epsilon"
+    again = CliRunner().invoke(app, args)
+    assert isinstance(again.exception, DgssError)
