@@ -84,6 +84,13 @@ def head_file_name(member: int) -> str:
     return f"head_{member:02d}.safetensors"
 
 
+def check_out_dir(out_dir: str | Path) -> None:
+    """Fail before training, not after, when `out_dir` cannot become a run folder."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunError(f"--out {out_dir} is a file, not a folder: choose another run folder")
+
+
 def write_run(out_dir: str | Path, record: RunRecord, heads: Sequence[nn.Module],
               losses: Sequence[Sequence[float]]) -> Path:
     """Write the loss curve, the heads, then `run.json` (last) into `out_dir`; return the path of `run.json`.

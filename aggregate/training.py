@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from dgss.aggregate.data import CachedImages, split_indices
 from dgss.aggregate.heads import build_head
-from dgss.aggregate.run import RunRecord, batch_to_device, head_file_name, write_run
+from dgss.aggregate.run import RunRecord, batch_to_device, check_out_dir, head_file_name, write_run
 from dgss.aggregate.spec import CacheSpec
 from dgss.store import Entry, FeatureStore
 from dgss.store.errors import DgssError, StoreError
@@ -67,6 +67,7 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     Each source contributes its done images of the "training" split, or all of its done images where it has no
     such split. All sources must be cached under one extraction key (`key`, or each dataset's only key).
     """
+    check_out_dir(out_dir)
     store = FeatureStore(store_path, create=False)
     entries = resolve_sources(store, sources, key)
     items, used = [], {}

@@ -17,6 +17,7 @@ from dgss.pipelines import (  # noqa: F401
     fit_head_command,
     evaluate_command,
     predict_command,
+    demo_command,
 )
 
 

@@ -16,7 +16,7 @@ from dgss.aggregate.training import HeadTrainingConfig, fit_head, segmentation_l
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # registers every command on `app`
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError, StoreError
+from dgss.store.errors import DgssError, RunError, StoreError
 
 QUICK = HeadTrainingConfig(head="mlp", head_params={"hidden": [8]}, epochs=1, lr=1e-2)
 
@@ -117,6 +117,13 @@ def test_empty_split_writes_nothing(aggregate_cache, tmp_path):
     with pytest.raises(StoreError, match="no extracted image in split 'training'"):
         fit_head(tmp_path / "store", ["A"], tmp_path / "run", QUICK)
     assert not (tmp_path / "run").exists()
+
+
+def test_out_that_is_a_file_is_refused_before_training(aggregate_cache, tmp_path):
+    aggregate_cache("A", n_images=2)
+    (tmp_path / "run").write_text("")
+    with pytest.raises(RunError, match="is a file, not a folder"):
+        fit_head(tmp_path / "store", ["A"], tmp_path / "run", QUICK)
 
 
 def test_fit_head_command(aggregate_cache, tmp_path):
