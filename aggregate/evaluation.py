@@ -39,14 +39,14 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     run = load_run(run_dir, device=device)
     store_path = Path(store_path if store_path is not None else run.record.store)
     store = FeatureStore(store_path, create=False)
-    entries = [resolve_target(store, target, run) for target in targets]
+    entries = [resolve_target(store, target, run) for target in dict.fromkeys(targets)]
+    plans = [(entry, *split_indices(entry, TARGET_SPLIT)) for entry in entries]  # every check before any work
     report_dir = Path(report_dir)
     overlay_dir = report_dir / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"run": str(Path(run_dir)), "store": str(store_path), "key": run.key, "targets": {}}
     overlay_paths = []
-    for entry in entries:
-        split, indices = split_indices(entry, TARGET_SPLIT)
+    for entry, split, indices in plans:
         scores, paths = _score_target(run, entry, indices, overlay_dir, overlays)
         results["targets"][entry.dataset] = {"split": split, **scores}
         overlay_paths += paths

@@ -8,7 +8,7 @@ deterministically from (domain, index, size), so there are no files to check.
 from __future__ import annotations
 
 from dgss.extract.datasets.reader import DatasetReader, Sample
-from dgss.extract.datasets.synthetic import generate_fundus
+from dgss.extract.datasets.synthetic import SYNTHETIC_DOMAINS, generate_fundus
 from dgss.store.errors import DatasetError
 
 SYNTHETIC_COUNT = 20
@@ -18,7 +18,6 @@ SYNTHETIC_SIZE = 512
 class SyntheticReader(DatasetReader):
     """One synthetic domain at one count and size."""
 
-    field_of_view_deg = 45.0
     ground_truth = "generated"
     fov_source = "generated"
 
@@ -29,6 +28,7 @@ class SyntheticReader(DatasetReader):
         self.domain = domain
         self.count = count
         self.size = size
+        self.field_of_view_deg = SYNTHETIC_DOMAINS[domain].field_of_view_deg
 
     def splits(self) -> dict[str, list[str]]:
         """First half training, second half test (the larger half is test when the count is odd)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -10,16 +9,26 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, UNet2DModel
+from click.testing import CliRunner
 from PIL import Image
 from safetensors.torch import load_file
 from typer.main import get_group
-from typer.testing import CliRunner
 
 from dgss.extract.backbone_presets import PRESETS, BackboneTrainingConfig, build_unet
+from dgss.extract import backbone_training
 from dgss.extract.backbone_training import ImagePool, train_backbone, training_batch
 from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, ModelError, RunError
 
 SYNTH = "SYNTH-A-4x64"  # its training split: the first 2 images
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models are latency-bound: on a shared 2-core machine two OpenMP threads run them 30x slower than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _tiny(**overrides) -> BackboneTrainingConfig:
@@ -62,6 +71,25 @@ def test_interrupted_and_resumed_run_gives_the_same_weights(full_run, photo_fold
     reference = torch.load(full_run / "checkpoints" / "step-00000006.pt", weights_only=True)
     assert all(torch.equal(trained["model"][k], reference["model"][k]) for k in reference["model"])
     assert trained["losses"] == reference["losses"]
+
+
+def test_a_run_killed_between_checkpoints_resumes_exactly(full_run, photo_folder, tmp_path, monkeypatch):
+    out = tmp_path / "model"
+    sources = [SYNTH, str(photo_folder)]
+
+    def _interrupt_at_step_5(pool, config, step):
+        if step == 4:
+            raise KeyboardInterrupt
+        return training_batch(pool, config, step)
+
+    monkeypatch.setattr(backbone_training, "training_batch", _interrupt_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train_backbone(_tiny(), sources, out)
+    monkeypatch.undo()
+    train_backbone(_tiny(), sources, out, resume=True)  # steps 4 and 5 are replayed from the step-3 checkpoint
+    resumed = load_file(out / "diffusion_pytorch_model.safetensors")
+    uninterrupted = load_file(full_run / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
 
 
 def test_output_folder_loads_as_a_diffusers_model(full_run):
@@ -139,7 +167,7 @@ def test_out_folder_rules(full_run, photo_folder, tmp_path):
         train_backbone(_tiny(lr=1e-3), sources, full_run, resume=True)
     _one_line(error)
     with pytest.raises(RunError, match="past --steps") as error:
-        train_backbone(_tiny(steps=4), sources, full_run, resume=True)
+        train_backbone(_tiny(steps=5), sources, full_run, resume=True)
     _one_line(error)
 
 
