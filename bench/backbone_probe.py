@@ -218,6 +218,23 @@ def dice_threshold(prob: np.ndarray, labels: np.ndarray, weights: np.ndarray) ->
     return float(prob[last_of_tie[np.argmax(dice[last_of_tie])]])
 
 
+def standardise_inplace(matrix: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Z-score the columns of (pixel, feature) ``matrix`` in place, in row chunks so no full-size temporary is made.
+
+    Returns the (feature,) float64 mean and standard deviation (1 for constant columns) that were removed.
+    """
+    mean = matrix.sum(axis=0, dtype=np.float64) / matrix.shape[0]
+    squares = np.zeros(matrix.shape[1])
+    for start in range(0, matrix.shape[0], chunk):
+        block = matrix[start : start + chunk]
+        block -= mean.astype(np.float32)
+        squares += np.einsum("ij,ij->j", block, block, dtype=np.float64)
+    std = np.sqrt(squares / matrix.shape[0])
+    std[std == 0] = 1.0
+    matrix /= std.astype(np.float32)
+    return mean, std
+
+
 def fit_probe(
     source: FeatureSource, canvases: list[CanvasImage], pixels_per_image: int, seed: int
 ) -> tuple[Probe, int]:
@@ -238,11 +255,7 @@ def fit_probe(
         matrix[start : start + values.shape[0]] = values
     labels = np.concatenate([sample.labels for sample in samples])
     weights = np.concatenate([sample.weights for sample in samples])
-    mean = matrix.mean(axis=0, dtype=np.float64)
-    std = matrix.std(axis=0, dtype=np.float64)
-    std[std == 0] = 1.0
-    matrix -= mean.astype(np.float32)
-    matrix /= std.astype(np.float32)
+    mean, std = standardise_inplace(matrix)
     model = LogisticRegression(max_iter=MAX_ITER).fit(matrix, labels)
     coef, intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
     threshold = dice_threshold(expit(matrix @ coef.astype(np.float32) + intercept), labels, weights)

@@ -17,7 +17,9 @@ from dgss.store.errors import ModelError
 PREDICTION_TYPES = ("epsilon", "sample")
 
 # Fields that may change between an interrupted run and its `--resume` without changing the weights it produces.
-RESUMABLE_FIELDS = frozenset({"steps", "checkpoint_every", "keep_checkpoints", "sample_count", "sample_steps", "device"})
+RESUMABLE_FIELDS = frozenset({
+    "steps", "checkpoint_every", "keep_checkpoints", "sample_count", "sample_steps", "device", "gradient_checkpointing",
+})
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (STACK.md: attention dominates CPU time).
@@ -38,8 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "adm": dict(
         resolution=512, block_out_channels=(128, 256, 256, 512, 512, 1024, 1024), layers_per_block=2,
         attention_levels=(4, 5, 6), attention_head_dim=64, norm_num_groups=32, resnet_updown=True,
-        scale_shift_norm=True, num_train_timesteps=4000, steps=200000, batch_size=32, lr=1e-4, ema_decay=0.9999,
-        checkpoint_every=5000,
+        scale_shift_norm=True, num_train_timesteps=4000, steps=200000, batch_size=16, lr=1e-4, ema_decay=0.9999,
+        checkpoint_every=5000, gradient_checkpointing=True,
     ),
 }
 
@@ -74,6 +76,7 @@ class BackboneTrainingConfig:
     sample_steps: int = 10
     seed: int = 0
     device: str = "cpu"
+    gradient_checkpointing: bool = False  # recompute activations in backward: larger batches for ~30% more time
 
     def __post_init__(self) -> None:
         levels = len(self.block_out_channels)
@@ -92,12 +95,12 @@ class BackboneTrainingConfig:
         if any(not 0 <= level < levels for level in self.attention_levels):
             raise ModelError(f"attention_levels {self.attention_levels} must lie in 0..{levels - 1}")
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "num_train_timesteps",
-                     "layers_per_block", "sample_steps"):
+                     "layers_per_block", "sample_steps", "sample_count"):
             if getattr(self, name) <= 0:
                 raise ModelError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ModelError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
-        if not self.device.split(":")[0] in ("cpu", "cuda"):
+        if self.device.split(":")[0] not in ("cpu", "cuda"):
             raise ModelError(f"device {self.device!r} is unknown; use cpu, cuda or cuda:N")
 
     @classmethod

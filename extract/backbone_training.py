@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, UNet2DModel
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -33,7 +33,7 @@ from dgss.extract.backbone_presets import (
     build_saved_scheduler,
     build_unet,
 )
-from dgss.extract.datasets import derive_fov, get_dataset, read_image, source_ids
+from dgss.extract.datasets import DatasetReader, derive_fov, get_dataset, read_image, source_ids
 from dgss.extract.datasets.image_io import IMAGE_SUFFIXES, is_image_file
 from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, RunError
 
@@ -45,7 +45,8 @@ class ImagePool:
     """The training images of all sources, decoded on first use and cached as FOV squares at the crop size.
 
     A source is a dataset name (its source split; labels are never read) or a flat folder of photos (FOV derived
-    from the image). The cache holds `size * size * 3` bytes per image (about 135 MB for 2,755 images at 128 px).
+    from the image). The cache holds `size * size * 3` bytes per image (170 MB for 2,755 images at 144 px, the
+    pool size of 128 px training).
     """
 
     def __init__(self, sources: Sequence[str], data_root: str | Path | None, size: int) -> None:
@@ -80,6 +81,8 @@ def _source_loaders(source: str, data_root: str | Path | None) -> list[functools
                 "point --source at a flat folder of fundus photos"
             )
         return [functools.partial(_load_file, path) for path in files]
+    if os.sep in source and not source.startswith("folder:"):  # a path, not a dataset name
+        raise DatasetError(f"image folder {source} does not exist; pass an existing folder or a dataset name")
     reader = get_dataset(source, data_root)
     ids = source_ids(reader)
     if not ids:
@@ -92,7 +95,7 @@ def _load_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return image, derive_fov(image)
 
 
-def _load_sample(reader, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_sample(reader: DatasetReader, image_id: str) -> tuple[np.ndarray, np.ndarray]:
     sample = reader.read(image_id)
     return sample.image, sample.fov
 
@@ -127,7 +130,7 @@ def training_batch(pool: ImagePool, config: BackboneTrainingConfig, step: int) -
     """The images of training step `step`: a pure function of (seed, step), so resuming replays the same data.
 
     Images are drawn without replacement in per-epoch permutations, then randomly cropped to the resolution
-    (the pool caches 1/8 more, so crops jitter scale and position slightly) and flipped left-right.
+    (the pool caches squares 1/8 larger, so crops shift by up to 1/9 of the FOV) and flipped left-right.
 
     Returns
     -------
@@ -152,6 +155,54 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(_step_rng(seed, step, 1).integers(2**62)))
 
 
+def pool_size(resolution: int) -> int:
+    """Side of the cached FOV squares: 1/8 larger than the crop, so that random crops can shift."""
+    return round(resolution * 9 / 8)
+
+
+def _build_training_state(config: BackboneTrainingConfig, device: torch.device
+                          ) -> tuple[UNet2DModel, UNet2DModel, torch.optim.Optimizer]:
+    """Model initialised from the seed alone (global RNG untouched), its EMA copy and the optimizer."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_unet(config)
+    model.to(device).train()
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    if config.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    return model, ema, optimizer
+
+
+def _restore(checkpoint: Path, model: UNet2DModel, ema: UNet2DModel, optimizer: torch.optim.Optimizer,
+             device: torch.device) -> dict:
+    """Load a checkpoint into the training state; returns its step, loss history and wall time."""
+    saved = torch.load(checkpoint, map_location=device, weights_only=True)
+    model.load_state_dict(saved["model"])
+    ema.load_state_dict(saved["ema"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return {"step": saved["step"], "losses": saved["losses"], "wall_s": saved["wall_s"]}
+
+
+def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler: DDPMScheduler,
+                config: BackboneTrainingConfig, clean: torch.Tensor, step: int) -> float:
+    """One denoising step on (batch, rgb, y, x) images; noise and timesteps drawn from (seed, step)."""
+    device = next(model.parameters()).device
+    generator = _step_generator(config.seed, step)
+    noise = torch.randn(clean.shape, generator=generator)
+    timesteps = torch.randint(0, config.num_train_timesteps, (clean.shape[0],), generator=generator)
+    noisy = scheduler.add_noise(clean, noise, timesteps)
+    target = noise if config.prediction_type == "epsilon" else clean
+    with _autocast(device):
+        prediction = model(noisy.to(device), timesteps.to(device)).sample
+    loss = F.mse_loss(prediction.float(), target.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
     """EMA with the usual warm-up (decay grows as (1+s)/(10+s)), so short runs still move the average."""
     rate = 1.0 - min(decay, (1 + step) / (10 + step))
@@ -170,7 +221,9 @@ def _check_out_dir(out: Path, resume: bool) -> None:
 def _check_resume(out: Path, config: BackboneTrainingConfig, sources: list[str]) -> None:
     saved_path = out / TRAINING_FILE
     if not saved_path.is_file():
-        raise RunError(f"--resume: {saved_path} is missing; {out} is not a train-diffusion output, run without --resume")
+        raise RunError(
+            f"--resume: {saved_path} is missing; {out} is not a train-diffusion output, run without --resume"
+        )
     saved = json.loads(saved_path.read_text())
     if saved["sources"] != sources:
         raise ConfigMismatchError(f"--resume: {out} was trained on sources {saved['sources']}, not {sources}")
@@ -270,7 +323,7 @@ self-attention at {attention}, scale-shift norm {config.scale_shift_norm}, resbl
 
 ## Data
 {data}
-- FOV-cropped, padded square, resized to {round(config.resolution * 9 / 8)} px, random {config.resolution} px \
+- FOV-cropped, padded square, resized to {pool_size(config.resolution)} px, random {config.resolution} px \
 crops and left-right flips
 
 ## Training
@@ -322,7 +375,8 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         `out_dir`, loadable with `UNet2DModel.from_pretrained` and `DDIMScheduler.from_pretrained`.
     """
     out = Path(out_dir)
-    sources = list(sources)
+    # Folders by absolute path, so that a resume from another working directory sees the same sources.
+    sources = [str(Path(source).resolve()) if Path(source).is_dir() else source for source in sources]
     if not sources:
         raise DatasetError("no training source given; pass dataset names or image folders with --source")
     _check_out_dir(out, resume)
@@ -336,20 +390,11 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DgssError(f"--device {config.device}: CUDA is not available here; use --device cpu")
 
-    pool = ImagePool(sources, data_root, round(config.resolution * 9 / 8))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = build_unet(config)
-    model.to(device).train()
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    pool = ImagePool(sources, data_root, pool_size(config.resolution))
+    model, ema, optimizer = _build_training_state(config, device)
     state: dict = {"step": 0, "losses": [], "wall_s": 0.0}
     if checkpoint is not None:
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        ema.load_state_dict(saved["ema"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = {key: saved[key] for key in state}
+        state = _restore(checkpoint, model, ema, optimizer, device)
         if state["step"] > config.steps:
             raise RunError(f"--resume: {checkpoint.name} is past --steps {config.steps}; pass more steps")
     else:
@@ -362,24 +407,12 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
     started = time.perf_counter() - state["wall_s"]
     progress = tqdm(total=config.steps, initial=state["step"], desc="train-diffusion", unit="step", disable=None)
     for step in range(state["step"], config.steps):
-        clean = training_batch(pool, config, step)
-        generator = _step_generator(config.seed, step)
-        noise = torch.randn(clean.shape, generator=generator)
-        timesteps = torch.randint(0, config.num_train_timesteps, (config.batch_size,), generator=generator)
-        noisy = scheduler.add_noise(clean, noise, timesteps)
-        target = noise if config.prediction_type == "epsilon" else clean
-        with _autocast(device):
-            prediction = model(noisy.to(device), timesteps.to(device)).sample
-        loss = F.mse_loss(prediction.float(), target.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
+        loss = _train_step(model, optimizer, scheduler, config, training_batch(pool, config, step), step)
         _update_ema(ema, model, config.ema_decay, step)
-        state["losses"].append(loss.item())
+        state["losses"].append(loss)
         state["step"] = step + 1
         progress.update(1)
-        progress.set_postfix(loss=f"{state['losses'][-1]:.4f}")
+        progress.set_postfix(loss=f"{loss:.4f}")
         if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps:
             state["wall_s"] = time.perf_counter() - started
             _save_checkpoint(out, {**state, "model": model.state_dict(), "ema": ema.state_dict(),

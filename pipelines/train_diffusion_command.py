@@ -22,19 +22,33 @@ class Prediction(StrEnum):
 
 @app.command("train-diffusion")
 def train_diffusion(
-    source: Annotated[str, typer.Option(help="Comma list of dataset names and/or flat folders of unlabelled images.")],
-    out: Annotated[Path, typer.Option(help="Output folder: a diffusers model folder plus checkpoints and samples.")],
-    preset: Annotated[Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; adm: the paper's size, GPU.")] = Preset.tiny,
+    source: Annotated[
+        str, typer.Option(help="Comma list of dataset names and/or flat folders of unlabelled images.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder: a diffusers model folder plus checkpoints, samples and a model card.")
+    ],
+    preset: Annotated[
+        Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; adm: the paper's 512 px model, GPU.")
+    ] = Preset.tiny,
     resolution: Annotated[int | None, typer.Option(help="Training crop size in pixels [preset].")] = None,
-    steps: Annotated[int | None, typer.Option(help="Total optimizer steps (with --resume: the new total) [preset].")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Total optimizer steps; with --resume the new total [preset].")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step [preset].")] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate [preset].")] = None,
-    prediction_type: Annotated[Prediction, typer.Option(help="Network target: sample (x0, as in the paper) or epsilon.")] = Prediction.sample,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint, sample grid and model save every K steps [preset].")] = None,
+    prediction_type: Annotated[
+        Prediction, typer.Option(help="Network target: sample (x0, as in the paper) or epsilon.")
+    ] = Prediction.sample,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Checkpoint, model save and sample grid every K steps [preset].")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in OUT/checkpoints.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and of every step's data and noise.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights and of every step's data and noise.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast).")] = "cpu",
-    data_root: Annotated[Path | None, typer.Option(help="Folder holding the datasets [$DGSS_DATA_ROOT, else ./data].")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option(help="Folder holding the datasets [$DGSS_DATA_ROOT, else ./data].")
+    ] = None,
 ) -> None:
     """Train an unconditional pixel-space DDPM (UNet2DModel, cosine schedule, EMA) on unlabelled fundus images."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch and diffusers.
@@ -54,4 +68,4 @@ def train_diffusion(
     )
     sources = [name.strip() for name in source.split(",") if name.strip()]
     saved = train_backbone(config, sources, out, resume=resume, data_root=data_root)
-    typer.echo(f"model saved to {saved} (load with `dgss extract --model {saved}`)")
+    typer.echo(f"model saved to {saved} (load it with `dgss extract --model {saved}`)")

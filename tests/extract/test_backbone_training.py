@@ -16,7 +16,7 @@ from typer.main import get_group
 
 from dgss.extract.backbone_presets import PRESETS, BackboneTrainingConfig, build_unet
 from dgss.extract import backbone_training
-from dgss.extract.backbone_training import ImagePool, train_backbone, training_batch
+from dgss.extract.backbone_training import ImagePool, pool_size, train_backbone, training_batch
 from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, ModelError, RunError
 
 SYNTH = "SYNTH-A-4x64"  # its training split: the first 2 images
@@ -86,10 +86,12 @@ def test_a_run_killed_between_checkpoints_resumes_exactly(full_run, photo_folder
     with pytest.raises(KeyboardInterrupt):
         train_backbone(_tiny(), sources, out)
     monkeypatch.undo()
-    train_backbone(_tiny(), sources, out, resume=True)  # steps 4 and 5 are replayed from the step-3 checkpoint
+    # Steps 4 and 5 are replayed from the step-3 checkpoint; recomputing activations (a resumable field) changes
+    # memory, not the result.
+    train_backbone(_tiny(gradient_checkpointing=True), sources, out, resume=True)
     resumed = load_file(out / "diffusion_pytorch_model.safetensors")
     uninterrupted = load_file(full_run / "diffusion_pytorch_model.safetensors")
-    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
+    assert all(torch.allclose(resumed[name], uninterrupted[name], rtol=0, atol=1e-6) for name in resumed)
 
 
 def test_output_folder_loads_as_a_diffusers_model(full_run):
@@ -120,10 +122,10 @@ def test_output_folder_records_the_run(full_run, photo_folder):
 
 def test_batches_are_a_function_of_seed_and_step(photo_folder):
     config = _tiny(batch_size=3)
-    pool = ImagePool([str(photo_folder)], None, 36)
+    pool = ImagePool([str(photo_folder)], None, pool_size(32))
     first = training_batch(pool, config, 5)
     assert first.shape == (3, 3, 32, 32) and first.min() >= -1 and first.max() <= 1
-    assert torch.equal(first, training_batch(ImagePool([str(photo_folder)], None, 36), config, 5))
+    assert torch.equal(first, training_batch(ImagePool([str(photo_folder)], None, pool_size(32)), config, 5))
     assert not torch.equal(first, training_batch(pool, config, 6))
 
 
@@ -148,6 +150,9 @@ def _one_line(error: pytest.ExceptionInfo) -> None:
 def test_unknown_source_and_empty_folder_are_dataset_errors(tmp_path):
     with pytest.raises(DatasetError) as error:
         train_backbone(_tiny(), ["NOT-A-DATASET"], tmp_path / "a")
+    _one_line(error)
+    with pytest.raises(DatasetError, match="does not exist") as error:
+        train_backbone(_tiny(), [str(tmp_path / "missing")], tmp_path / "a")
     _one_line(error)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no images") as error:
