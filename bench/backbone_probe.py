@@ -27,6 +27,7 @@ import argparse
 import csv
 import tempfile
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from diffusers import DDIMScheduler, UNet2DModel
 from scipy import ndimage
 from scipy.special import expit
 from skimage.feature import hessian_matrix, hessian_matrix_eigvals
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
@@ -256,7 +258,10 @@ def fit_probe(
     labels = np.concatenate([sample.labels for sample in samples])
     weights = np.concatenate([sample.weights for sample in samples])
     mean, std = standardise_inplace(matrix)
-    model = LogisticRegression(max_iter=MAX_ITER).fit(matrix, labels)
+    with warnings.catch_warnings():
+        # A capped fit is reported in the summary line (iterations == MAX_ITER) instead of a multi-line warning.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = LogisticRegression(max_iter=MAX_ITER).fit(matrix, labels)
     coef, intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
     threshold = dice_threshold(expit(matrix @ coef.astype(np.float32) + intercept), labels, weights)
     probe = Probe(
@@ -323,8 +328,10 @@ def run_probe(
     fitted = time.perf_counter()
     scores = {name: score_probe(source, probe, canvases) for name, canvases in targets.items()}
     scored = time.perf_counter()
+    capped = " (the cap: not converged)" if probe.iterations >= MAX_ITER else ""
     print(
-        f"{source.name}: {count} features, {probe.iterations} LBFGS iterations, threshold {probe.threshold:.3f}, "
+        f"{source.name}: {count} features, {probe.iterations} LBFGS iterations{capped}, "
+        f"threshold {probe.threshold:.3f}, "
         f"fit {fitted - start:.1f} s, score {scored - fitted:.1f} s",
         flush=True,
     )
@@ -362,7 +369,7 @@ def write_csv(path: Path, results: list[ProbeResult], targets: list[str], args: 
     }
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        metric_columns = [f"{target}_{metric}" for target in targets for metric in ("dice", "auc_roc")]
+        metric_columns = [f"{target.replace(' ', '_')}_{metric}" for target in targets for metric in ("dice", "auc_roc")]
         writer.writerow(["features", "n_features", "threshold", *metric_columns, "fit_s", "score_s", *settings])
         for result in results:
             metrics = [f"{result.scores[t][m]:.4f}" for t in targets for m in ("dice", "auc_roc")]

@@ -24,21 +24,21 @@ RESUMABLE_FIELDS = frozenset({
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (STACK.md: attention dominates CPU time).
     "tiny": dict(
-        resolution=64, block_out_channels=(32, 64, 64), layers_per_block=1, attention_levels=(),
+        resolution=64, image_size=256, block_out_channels=(32, 64, 64), layers_per_block=1, attention_levels=(),
         attention_head_dim=8, norm_num_groups=8, resnet_updown=False, scale_shift_norm=False,
         num_train_timesteps=1000, steps=2000, batch_size=8, lr=2e-4, ema_decay=0.999, checkpoint_every=500,
     ),
     # Hours on CPU for the real datasets (about 550 GFLOP per step at batch 8: a few seconds on 2 cores); attention
     # only at the coarsest level (16x16 at 128 px). 64 base channels would cost 2.3x the FLOPs for little gain here.
     "small": dict(
-        resolution=128, block_out_channels=(32, 64, 128, 256), layers_per_block=2, attention_levels=(3,),
+        resolution=128, image_size=512, block_out_channels=(32, 64, 128, 256), layers_per_block=2, attention_levels=(3,),
         attention_head_dim=64, norm_num_groups=16, resnet_updown=False, scale_shift_norm=False,
         num_train_timesteps=1000, steps=5000, batch_size=8, lr=2e-4, ema_decay=0.999, checkpoint_every=500,
     ),
     # The published ADM-like backbone for a GPU: guided-diffusion's 512 px layout (256 base channels with
     # channel_mult 0.5,1,1,2,2,4,4), 2 res blocks, attention at 32/16/8, scale-shift norm, resblock up/down, T=4000.
     "adm": dict(
-        resolution=512, block_out_channels=(128, 256, 256, 512, 512, 1024, 1024), layers_per_block=2,
+        resolution=512, image_size=512, block_out_channels=(128, 256, 256, 512, 512, 1024, 1024), layers_per_block=2,
         attention_levels=(4, 5, 6), attention_head_dim=64, norm_num_groups=32, resnet_updown=True,
         scale_shift_norm=True, num_train_timesteps=4000, steps=200000, batch_size=16, lr=1e-4, ema_decay=0.9999,
         checkpoint_every=5000, gradient_checkpointing=True,
@@ -55,7 +55,8 @@ class BackboneTrainingConfig:
     """
 
     preset: str
-    resolution: int
+    resolution: int  # side of the training crops
+    image_size: int  # side of the FOV square the crops are cut from: the scale features are extracted at
     block_out_channels: tuple[int, ...]
     layers_per_block: int
     attention_levels: tuple[int, ...]  # indices into block_out_channels; 0 is full resolution
@@ -94,6 +95,8 @@ class BackboneTrainingConfig:
             )
         if any(not 0 <= level < levels for level in self.attention_levels):
             raise ModelError(f"attention_levels {self.attention_levels} must lie in 0..{levels - 1}")
+        if self.image_size < self.resolution:
+            raise ModelError(f"image_size {self.image_size} is smaller than the crop resolution {self.resolution}")
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "num_train_timesteps",
                      "layers_per_block", "sample_steps", "sample_count"):
             if getattr(self, name) <= 0:
@@ -137,8 +140,10 @@ def build_unet(config: BackboneTrainingConfig) -> UNet2DModel:
     """A freshly initialised UNet2DModel (RGB in, RGB out) with the config's architecture."""
     levels = len(config.block_out_channels)
     attention = set(config.attention_levels)
+    # sample_size is the image scale, not the crop: extraction defaults to it, so features come at the scale the
+    # backbone learned vessels at (the UNet is fully convolutional).
     return UNet2DModel(
-        sample_size=config.resolution,
+        sample_size=config.image_size,
         in_channels=3,
         out_channels=3,
         block_out_channels=config.block_out_channels,

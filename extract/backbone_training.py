@@ -130,7 +130,7 @@ def training_batch(pool: ImagePool, config: BackboneTrainingConfig, step: int) -
     """The images of training step `step`: a pure function of (seed, step), so resuming replays the same data.
 
     Images are drawn without replacement in per-epoch permutations, then randomly cropped to the resolution
-    (the pool caches squares 1/8 larger, so crops shift by up to 1/9 of the FOV) and flipped left-right.
+    from FOV squares of `image_size` (the scale features are later extracted at) and flipped left-right.
 
     Returns
     -------
@@ -153,11 +153,6 @@ def training_batch(pool: ImagePool, config: BackboneTrainingConfig, step: int) -
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(_step_rng(seed, step, 1).integers(2**62)))
-
-
-def pool_size(resolution: int) -> int:
-    """Side of the cached FOV squares: 1/8 larger than the crop, so that random crops can shift."""
-    return round(resolution * 9 / 8)
 
 
 def _build_training_state(config: BackboneTrainingConfig, device: torch.device
@@ -323,7 +318,7 @@ self-attention at {attention}, scale-shift norm {config.scale_shift_norm}, resbl
 
 ## Data
 {data}
-- FOV-cropped, padded square, resized to {pool_size(config.resolution)} px, random {config.resolution} px \
+- FOV-cropped, padded square, resized to {config.image_size} px, random {config.resolution} px \
 crops and left-right flips
 
 ## Training
@@ -390,7 +385,7 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DgssError(f"--device {config.device}: CUDA is not available here; use --device cpu")
 
-    pool = ImagePool(sources, data_root, pool_size(config.resolution))
+    pool = ImagePool(sources, data_root, config.image_size)
     model, ema, optimizer = _build_training_state(config, device)
     state: dict = {"step": 0, "losses": [], "wall_s": 0.0}
     if checkpoint is not None:

@@ -36,7 +36,6 @@ class DemoConfig:
     backbone: str | None = None  # an existing backbone folder; None trains one on the sources
     backbone_preset: str = "tiny"
     backbone_steps: int = 600
-    backbone_image_size: int = 256
     canvas_size: int = 256
     timesteps: tuple[int, ...] | None = None
     workers: int = 2
@@ -50,7 +49,7 @@ class DemoConfig:
         """DRIVE, STARE -> CHASE_DB1 at 512 px with the `small` preset (or a given, e.g. shipped, backbone)."""
         return cls(
             out=out, sources=("DRIVE", "STARE"), targets=("CHASE_DB1",), data_root=data_root, backbone=backbone,
-            backbone_preset="small", backbone_steps=4000, backbone_image_size=512, canvas_size=512,
+            backbone_preset="small", backbone_steps=4000, canvas_size=512,
             head_epochs=40, head_width=64, baseline_epochs=40,
         )
 
@@ -84,11 +83,9 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
 
 
 def _train_backbone(config: DemoConfig, folder: Path) -> Path:
-    """Train the demo backbone once; a finished one is reused, an interrupted one resumed."""
-    if (folder / "config.json").is_file():
-        return folder
+    """Train the demo backbone; an interrupted run resumes, a finished one returns at once."""
     training = BackboneTrainingConfig.from_preset(
-        config.backbone_preset, steps=config.backbone_steps, image_size=config.backbone_image_size, seed=config.seed
+        config.backbone_preset, steps=config.backbone_steps, image_size=config.canvas_size, seed=config.seed
     )
     resume = (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())
     return train_backbone(training, config.sources, folder, resume=resume, data_root=config.data_root)

@@ -32,6 +32,8 @@ def train_diffusion(
         Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; adm: the paper's 512 px model, GPU.")
     ] = Preset.tiny,
     resolution: Annotated[int | None, typer.Option(help="Training crop size in pixels [preset].")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Side of the FOV square crops are cut from: the scale "
+                                                        "features will be extracted at [preset].")] = None,
     steps: Annotated[
         int | None, typer.Option(help="Total optimizer steps; with --resume the new total [preset].")
     ] = None,
@@ -58,6 +60,7 @@ def train_diffusion(
     config = BackboneTrainingConfig.from_preset(
         preset.value,
         resolution=resolution,
+        image_size=image_size,
         steps=steps,
         batch_size=batch_size,
         lr=lr,

@@ -16,7 +16,7 @@ from typer.main import get_group
 
 from dgss.extract.backbone_presets import PRESETS, BackboneTrainingConfig, build_unet
 from dgss.extract import backbone_training
-from dgss.extract.backbone_training import ImagePool, pool_size, train_backbone, training_batch
+from dgss.extract.backbone_training import ImagePool, train_backbone, training_batch
 from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, ModelError, RunError
 
 SYNTH = "SYNTH-A-4x64"  # its training split: the first 2 images
@@ -33,7 +33,7 @@ def _one_thread():
 
 def _tiny(**overrides) -> BackboneTrainingConfig:
     """About 40k parameters at 32 px: a training step takes milliseconds."""
-    fields = dict(resolution=32, block_out_channels=(8, 16), steps=6, checkpoint_every=3, batch_size=2,
+    fields = dict(resolution=32, image_size=36, block_out_channels=(8, 16), steps=6, checkpoint_every=3, batch_size=2,
                   sample_count=2, sample_steps=2)
     return BackboneTrainingConfig.from_preset("tiny", **{**fields, **overrides})
 
@@ -122,10 +122,10 @@ def test_output_folder_records_the_run(full_run, photo_folder):
 
 def test_batches_are_a_function_of_seed_and_step(photo_folder):
     config = _tiny(batch_size=3)
-    pool = ImagePool([str(photo_folder)], None, pool_size(32))
+    pool = ImagePool([str(photo_folder)], None, config.image_size)
     first = training_batch(pool, config, 5)
     assert first.shape == (3, 3, 32, 32) and first.min() >= -1 and first.max() <= 1
-    assert torch.equal(first, training_batch(ImagePool([str(photo_folder)], None, pool_size(32)), config, 5))
+    assert torch.equal(first, training_batch(ImagePool([str(photo_folder)], None, config.image_size), config, 5))
     assert not torch.equal(first, training_batch(pool, config, 6))
 
 
@@ -140,7 +140,8 @@ def test_config_round_trips_through_json():
 def test_presets_build(preset):
     with torch.device("meta"):
         unet = build_unet(BackboneTrainingConfig.from_preset(preset))
-    assert unet.config.sample_size == PRESETS[preset]["resolution"]
+    # The saved sample size is the image scale (extraction defaults to it), not the training crop.
+    assert unet.config.sample_size == PRESETS[preset]["image_size"]
 
 
 def _one_line(error: pytest.ExceptionInfo) -> None:
