@@ -2,9 +2,9 @@
 
     OMP_NUM_THREADS=1 python bench/train_shipped_backbone.py --pool ../shared/pretrain/FUNDUS-POOL --out runs/shipped
 
-The recipe is chosen for feature quality per unit of CPU: a 2.5M-parameter three-level UNet (no attention) trained
-on 64 px crops cut from FOV squares of 512 px, the scale features are extracted at, so it learns vessels at their
-real width. No evaluation dataset is read. Copy the output's EMA model into extract/backbones/ to ship it.
+The recipe is chosen for feature quality per unit of CPU: a four-level UNet (32, 64, 64, 128 channels, no
+attention, so the default coarse/middle/fine blocks sit at strides 8, 4, 2) trained on 64 px crops cut from FOV
+squares of 512 px, the scale features are extracted at, so it learns vessels at their real width. No evaluation dataset is read. Copy the output's EMA model into extract/backbones/ to ship it.
 """
 
 import argparse
@@ -14,7 +14,7 @@ from dgss.extract.backbone_presets import BackboneTrainingConfig
 from dgss.extract.backbone_training import train_backbone
 
 SHIPPED_RECIPE = dict(
-    block_out_channels=(32, 64, 128),
+    block_out_channels=(32, 64, 64, 128),
     layers_per_block=1,
     norm_num_groups=8,
     resolution=64,

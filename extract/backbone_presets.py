@@ -23,8 +23,9 @@ RESUMABLE_FIELDS = frozenset({
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (STACK.md: attention dominates CPU time).
+    # Four levels, so that the default coarse/middle/fine blocks exist at strides 8, 4 and 2.
     "tiny": dict(
-        resolution=64, image_size=256, block_out_channels=(32, 64, 64), layers_per_block=1, attention_levels=(),
+        resolution=64, image_size=256, block_out_channels=(32, 64, 64, 64), layers_per_block=1, attention_levels=(),
         attention_head_dim=8, norm_num_groups=8, resnet_updown=False, scale_shift_norm=False,
         num_train_timesteps=1000, steps=2000, batch_size=8, lr=2e-4, ema_decay=0.999, checkpoint_every=500,
     ),

@@ -67,6 +67,9 @@ class ExtractionConfig:
         Side of the square canvas every image is mapped to; larger than input_size means overlapping tiles.
     tile_overlap : int
         Overlap of neighbouring tiles (pixels); 0 when not tiled.
+    mantissa_bits : int
+        Mantissa bits kept of each float16 value (10 = lossless); the relative rounding error is at most
+        2**-(mantissa_bits + 1). Fewer bits compress better (see ``dgss.extract.precision``).
     fov_crop : bool
         Crop each image to its field-of-view bounding box before resizing to the canvas.
     schema_version : int
@@ -83,6 +86,7 @@ class ExtractionConfig:
     input_size: int
     canvas_size: int
     tile_overlap: int = 0
+    mantissa_bits: int = 5
     fov_crop: bool = True
     schema_version: int = SCHEMA_VERSION
 
@@ -95,6 +99,8 @@ class ExtractionConfig:
             raise ModelError(f"bands {self.bands!r} is not one of {', '.join(BANDS)}")
         if self.ensemble < 1 or (self.mode != "noised" and self.ensemble != 1):
             raise ModelError(f"ensemble {self.ensemble}: use >= 1 with mode noised, 1 with other modes")
+        if not 1 <= self.mantissa_bits <= 10:
+            raise ModelError(f"mantissa bits {self.mantissa_bits}: use 1..10 (10 keeps float16 values exactly)")
         if self.canvas_size < self.input_size:
             raise ModelError(f"canvas size {self.canvas_size} is smaller than the input size {self.input_size}")
         if not 0 <= self.tile_overlap < self.input_size:

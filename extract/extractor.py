@@ -18,6 +18,7 @@ from dgss.extract.bands import band_names, split_bands
 from dgss.extract.blocks import BlockInfo, check_blocks, default_blocks, group_levels, list_blocks, select_blocks
 from dgss.extract.config import ExtractionConfig, check_timesteps, default_timesteps
 from dgss.extract.features import extract_features
+from dgss.extract.precision import round_mantissa
 from dgss.extract.preprocess import cut_tiles, image_tensor, stitch_tiles, tile_starts, to_canvas
 from dgss.store import ArraySpec
 from dgss.store.errors import ModelError
@@ -39,6 +40,7 @@ def make_config(
     input_size: int | None = None,
     canvas_size: int | None = None,
     tile_overlap: int = 0,
+    mantissa_bits: int = 5,
     fov_crop: bool = True,
 ) -> ExtractionConfig:
     """A complete, validated config: defaults filled in from the backbone, everything checked against it.
@@ -65,6 +67,7 @@ def make_config(
         input_size=size,
         canvas_size=canvas,
         tile_overlap=tile_overlap if canvas > size else 0,
+        mantissa_bits=mantissa_bits,
         fov_crop=fov_crop,
     )
 
@@ -176,7 +179,7 @@ class FeatureExtractor:
                 overlap=config.tile_overlap,
             )
             banded = split_bands(stitched, config.bands).transpose(1, 2)  # (timestep, band, channel, y, x)
-            maps[info.name] = _to_float16(banded, info.name)
+            maps[info.name] = round_mantissa(_to_float16(banded, info.name), config.mantissa_bits)
         return maps
 
 

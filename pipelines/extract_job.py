@@ -34,6 +34,7 @@ class ExtractionRequest:
     input_size: int | None = None
     canvas_size: int | None = None
     tile_overlap: int = 0
+    mantissa_bits: int = 5
     device: str = "cpu"
     workers: int = 0
     threads_per_worker: int = 1
@@ -123,6 +124,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         input_size=request.input_size,
         canvas_size=request.canvas_size,
         tile_overlap=request.tile_overlap,
+        mantissa_bits=request.mantissa_bits,
     )
     extractor = FeatureExtractor(backbone, config)
     ids = reader.ids()

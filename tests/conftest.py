@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from diffusers import DDIMScheduler, UNet2DModel
 from PIL import Image
 
 DATASETS_SHAPE = (32, 40)  # (height, width) of the tiny fixture images
@@ -61,3 +63,39 @@ def datasets_tree(datasets_write: Callable[..., Path]) -> Callable[[Path, dict[s
         return root
 
     return tree
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Tiny models are latency-bound: one thread is faster than two contending ones, and results do not depend on
+    how many other jobs share the machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# Tiny random diffusion backbones saved as diffusers folders (nothing can be downloaded here).
+EXTRACT_SIZE = 32
+
+
+def tiny_unet() -> UNet2DModel:
+    torch.manual_seed(0)
+    return UNet2DModel(
+        sample_size=EXTRACT_SIZE,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D",) * 3,
+        up_block_types=("UpBlock2D",) * 3,
+        norm_num_groups=8,
+        add_attention=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def extract_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A UNet2DModel folder with its scheduler_config.json beside it (epsilon prediction, T = 1000)."""
+    folder = tmp_path_factory.mktemp("extract_model")
+    tiny_unet().save_pretrained(folder)
+    DDIMScheduler(num_train_timesteps=1000, clip_sample=False).save_config(folder)
+    return folder

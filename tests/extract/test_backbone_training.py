@@ -22,15 +22,6 @@ from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, Mode
 SYNTH = "SYNTH-A-4x64"  # its training split: the first 2 images
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models are latency-bound: on a shared 2-core machine two OpenMP threads run them 30x slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny(**overrides) -> BackboneTrainingConfig:
     """About 40k parameters at 32 px: a training step takes milliseconds."""
     fields = dict(resolution=32, image_size=36, block_out_channels=(8, 16), steps=6, checkpoint_every=3, batch_size=2,

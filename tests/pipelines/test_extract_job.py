@@ -29,36 +29,36 @@ def _entry_bytes(store: Path, key: str) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def serial_store(tmp_path_factory, pipelines_model_dir) -> tuple[Path, str]:
+def serial_store(tmp_path_factory, extract_model_dir) -> tuple[Path, str]:
     store = tmp_path_factory.mktemp("serial") / "features.zarr"
-    summary = run_extraction(_request(store, pipelines_model_dir))
+    summary = run_extraction(_request(store, extract_model_dir))
     return store, summary.key
 
 
-def test_a_second_run_skips_every_finished_image(serial_store, pipelines_model_dir):
+def test_a_second_run_skips_every_finished_image(serial_store, extract_model_dir):
     store, key = serial_store
-    summary = run_extraction(_request(store, pipelines_model_dir))
+    summary = run_extraction(_request(store, extract_model_dir))
     assert (summary.key, summary.computed, summary.already_done) == (key, 0, 4)
 
 
-def test_extracting_again_gives_identical_bytes(serial_store, pipelines_model_dir, tmp_path):
+def test_extracting_again_gives_identical_bytes(serial_store, extract_model_dir, tmp_path):
     store, key = serial_store
-    run_extraction(_request(tmp_path / "again.zarr", pipelines_model_dir))
+    run_extraction(_request(tmp_path / "again.zarr", extract_model_dir))
     assert _entry_bytes(tmp_path / "again.zarr", key) == _entry_bytes(store, key)
 
 
-def test_two_dask_workers_write_the_same_bytes_as_a_serial_run(serial_store, pipelines_model_dir, tmp_path):
+def test_two_dask_workers_write_the_same_bytes_as_a_serial_run(serial_store, extract_model_dir, tmp_path):
     store, key = serial_store
-    summary = run_extraction(_request(tmp_path / "dask.zarr", pipelines_model_dir, workers=2))
+    summary = run_extraction(_request(tmp_path / "dask.zarr", extract_model_dir, workers=2))
     assert summary.computed == 4
     assert _entry_bytes(tmp_path / "dask.zarr", key) == _entry_bytes(store, key)
 
 
-def test_two_configs_live_side_by_side(serial_store, pipelines_model_dir, tmp_path):
+def test_two_configs_live_side_by_side(serial_store, extract_model_dir, tmp_path):
     store, key = serial_store
     copy = tmp_path / "two.zarr"
-    run_extraction(_request(copy, pipelines_model_dir))
-    other = run_extraction(ExtractionRequest(dataset=DATASET, store=copy, model=str(pipelines_model_dir), timesteps=(50,)))
+    run_extraction(_request(copy, extract_model_dir))
+    other = run_extraction(ExtractionRequest(dataset=DATASET, store=copy, model=str(extract_model_dir), timesteps=(50,)))
     assert other.key != key
     keys = {info.key for info in FeatureStore(copy, create=False).entries()}
     assert keys == {key, other.key}
@@ -82,24 +82,24 @@ run_extraction(ExtractionRequest(dataset=sys.argv[1], store=sys.argv[2], model=s
 """
 
 
-def test_a_killed_run_resumes_to_the_same_store(serial_store, pipelines_model_dir, tmp_path):
+def test_a_killed_run_resumes_to_the_same_store(serial_store, extract_model_dir, tmp_path):
     store, key = serial_store
     killed = tmp_path / "killed.zarr"
     result = subprocess.run(
-        [sys.executable, "-c", KILL_ON_THIRD_IMAGE, DATASET, str(killed), str(pipelines_model_dir)],
+        [sys.executable, "-c", KILL_ON_THIRD_IMAGE, DATASET, str(killed), str(extract_model_dir)],
         capture_output=True,
     )
     assert result.returncode == -9
     assert FeatureStore(killed, create=False).entry(DATASET, key).done().tolist() == [True, True, False, False]
-    summary = run_extraction(_request(killed, pipelines_model_dir))
+    summary = run_extraction(_request(killed, extract_model_dir))
     assert (summary.computed, summary.already_done) == (2, 2)
     assert _entry_bytes(killed, key) == _entry_bytes(store, key)
 
 
-def test_overwrite_recomputes_every_image(serial_store, pipelines_model_dir, tmp_path):
+def test_overwrite_recomputes_every_image(serial_store, extract_model_dir, tmp_path):
     store, key = serial_store
-    run_extraction(_request(tmp_path / "o.zarr", pipelines_model_dir))
-    summary = run_extraction(_request(tmp_path / "o.zarr", pipelines_model_dir, overwrite=True))
+    run_extraction(_request(tmp_path / "o.zarr", extract_model_dir))
+    summary = run_extraction(_request(tmp_path / "o.zarr", extract_model_dir, overwrite=True))
     assert (summary.computed, summary.already_done) == (4, 0)
     assert _entry_bytes(tmp_path / "o.zarr", key) == _entry_bytes(store, key)
 
@@ -125,23 +125,23 @@ def _dgss(capsys, monkeypatch, *args: str) -> tuple[int, str]:
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_store_untouched(
-    serial_store, pipelines_model_dir, capsys, monkeypatch, arguments, expected
+    serial_store, extract_model_dir, capsys, monkeypatch, arguments, expected
 ):
     store, key = serial_store
     before = _entry_bytes(store, key)
     if "--model" not in arguments:
-        arguments = [*arguments, "--model", str(pipelines_model_dir)]
+        arguments = [*arguments, "--model", str(extract_model_dir)]
     code, stderr = _dgss(capsys, monkeypatch, "extract", "--store", str(store), *arguments)
     lines = stderr.strip().splitlines()
     assert code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], stderr
     assert _entry_bytes(store, key) == before
 
 
-def test_a_store_path_that_is_a_file_is_refused(pipelines_model_dir, tmp_path, capsys, monkeypatch):
+def test_a_store_path_that_is_a_file_is_refused(extract_model_dir, tmp_path, capsys, monkeypatch):
     not_a_store = tmp_path / "features.zarr"
     not_a_store.write_text("precious")
     code, stderr = _dgss(
-        capsys, monkeypatch, "extract", "--dataset", DATASET, "--store", str(not_a_store), "--model", str(pipelines_model_dir)
+        capsys, monkeypatch, "extract", "--dataset", DATASET, "--store", str(not_a_store), "--model", str(extract_model_dir)
     )
     assert code == 1 and "features.zarr" in stderr and len(stderr.strip().splitlines()) == 1
     assert not_a_store.read_text() == "precious"
