@@ -87,7 +87,7 @@ def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path) -> Pre
     probability = canvas.geometry.to_native(members.mean(dim=0).cpu().numpy()) * fov
     mask = canvas.geometry.to_native(vote_fraction(members).cpu().numpy()) > 0.5
     mask &= fov
-    stem = path.name.split(".")[0]
+    stem = Path(path.name.removesuffix(".gz")).stem  # "im0001.ppm.gz" -> "im0001", "a.7.jpg" -> "a.7"
     written = Prediction(path, out / f"{stem}_prob.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
     write_png(written.probability, Image.fromarray(np.round(probability * 255).astype(np.uint8)))
     write_png(written.mask, Image.fromarray(mask.astype(np.uint8) * 255))
