@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING
 
+import diffusers
 import numpy as np
 import torch
 
@@ -128,11 +129,13 @@ class FeatureExtractor:
         }
 
     def entry_attrs(self) -> dict:
-        """Provenance and layout: canvas-level block sizes (before the band split), levels, model path/id."""
+        """Provenance and layout: canvas-level block sizes (before the band split), levels, model path/id, versions."""
         return {
             "blocks": [info.to_dict() for info in self.blocks],
             "levels": group_levels(self.blocks),
             "model": self.backbone.name,
+            "torch_version": torch.__version__,
+            "diffusers_version": diffusers.__version__,
         }
 
     def image_arrays(self, sample: Sample, max_native_shape: tuple[int, int]) -> dict[str, np.ndarray]:

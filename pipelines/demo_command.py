@@ -25,5 +25,5 @@ def demo(
 
         shipped = shipped_backbone_path()
         backbone = model or (str(shipped) if (shipped / "config.json").is_file() else None)
-        config = DemoConfig.for_real_data(data_root, out, backbone)
+        config = DemoConfig.for_real_data(data_root, out, backbone, workers)
     run_demo(config)
