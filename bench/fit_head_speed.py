@@ -14,6 +14,7 @@ Without --model a random backbone of the `tiny` preset architecture at --size is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +81,7 @@ def max_feature_difference(entry: Entry, extractor: FeatureExtractor, index: int
 
 def seconds_per_epoch(images: Dataset, spec: CacheSpec, config: HeadTrainingConfig) -> float:
     """Wall seconds per epoch of `train_heads` over `config.epochs` epochs, after a one-epoch warm-up run."""
-    train_heads(images, spec, HeadTrainingConfig(**{**config.to_dict(), "epochs": 1}))
+    train_heads(images, spec, dataclasses.replace(config, epochs=1))
     start = time.perf_counter()
     train_heads(images, spec, config)
     return (time.perf_counter() - start) / config.epochs
@@ -108,8 +109,9 @@ def main() -> None:
                                     head_params={"width": args.width} if args.head == "tsfreqagg" else {})
         print(f"{len(indices)} training image(s) of {entry.dataset}, {len(entry.config['timesteps'])} timesteps, "
               f"blocks {', '.join(entry.config['blocks'])}, head {args.head}, {args.threads} thread(s)")
-        print(f"max |recomputed - cached| feature on image 0: {max_feature_difference(entry, extractor, indices[0]):.3g}"
-              f" (store rounds float16 to {entry.config['mantissa_bits']} mantissa bits)")
+        difference = max_feature_difference(entry, extractor, indices[0])
+        print(f"max |recomputed - cached| feature on image {entry.image_ids[indices[0]]}: {difference:.3g} "
+              f"(store rounds float16 to {entry.config['mantissa_bits']} mantissa bits)")
         from_cache = seconds_per_epoch(cached, spec, config)
         on_the_fly = seconds_per_epoch(RecomputedImages(cached, extractor), spec, config)
     print(f"{'features':<12} {'s/epoch':>9}")
