@@ -35,8 +35,8 @@ NPY_HEADER_BYTES = 128
 
 
 def random_backbone(folder: Path, size: int) -> Path:
-    """A randomly initialised `tiny`-preset UNet at `size`, saved as a diffusers folder."""
-    config = BackboneTrainingConfig.from_preset("tiny", resolution=size)
+    """A randomly initialised `tiny`-preset UNet with sample size `size`, saved as a diffusers folder."""
+    config = BackboneTrainingConfig.from_preset("tiny", image_size=size)
     torch.manual_seed(0)
     build_unet(config).save_pretrained(folder)
     build_saved_scheduler(config).save_config(folder)

@@ -27,11 +27,11 @@ from dgss.aggregate.data import CachedImages, feature_names, split_indices
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.training import SOURCE_SPLIT, HeadTrainingConfig, train_heads
 from dgss.extract.backbone import load_backbone
-from dgss.extract.backbone_presets import BackboneTrainingConfig, build_saved_scheduler, build_unet
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import Entry, FeatureStore
+from extract_bench import random_backbone  # bench/ is on sys.path when a bench script runs
 
 
 class RecomputedImages(Dataset):
@@ -53,15 +53,6 @@ class RecomputedImages(Dataset):
         for name, maps in self.extractor.feature_maps(entry.read("image", index)).items():
             item[f"features/{name}"] = torch.from_numpy(maps.astype(np.float32))
         return item
-
-
-def random_backbone(folder: Path, size: int) -> Path:
-    """A randomly initialised `tiny`-preset UNet with sample size `size`, saved as a diffusers folder."""
-    config = BackboneTrainingConfig.from_preset("tiny", image_size=size)
-    torch.manual_seed(0)
-    build_unet(config).save_pretrained(folder)
-    build_saved_scheduler(config).save_config(folder)
-    return folder
 
 
 def extract_cache(store: Path, model: str, images: int, size: int) -> Entry:
