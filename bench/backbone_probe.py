@@ -120,7 +120,7 @@ class DiffusionSource(FeatureSource):
 
     def _maps(self, canvas: CanvasImage) -> list[torch.Tensor]:
         """Per block, (timestep x channel, map_y, map_x) float32, in the extractor's block order."""
-        maps = self.extractor.feature_maps(canvas.image)
+        maps = self.extractor.feature_maps(canvas.image, canvas.fov)
         return [torch.from_numpy(block).float().flatten(0, 2) for block in maps.values()]
 
     def features_at(self, canvas: CanvasImage, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -390,7 +390,8 @@ def parse_args() -> argparse.Namespace:
                         help="model input side; default: the model's sample size, at most the canvas")
     parser.add_argument("--tile-overlap", type=int, default=0, help="tile overlap in pixels when the canvas is tiled")
     parser.add_argument("--pixels-per-image", type=int, default=20000, help="training pixels per DRIVE image")
-    parser.add_argument("--data-root", default="/work/shared/datasets")
+    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"),
+                        help="folder holding DRIVE/ and CHASE_DB1/ (default: ../shared/datasets beside the checkout)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images of each set (checks)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pixel sample")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")

@@ -50,7 +50,8 @@ class RecomputedImages(Dataset):
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         entry, index = self.cached.items[position]
         item = self.cached[position]
-        for name, maps in self.extractor.feature_maps(entry.read("image", index)).items():
+        fresh = self.extractor.feature_maps(entry.read("image", index), entry.read("fov", index))
+        for name, maps in fresh.items():
             item[f"features/{name}"] = torch.from_numpy(maps.astype(np.float32))
         return item
 
@@ -64,7 +65,7 @@ def extract_cache(store: Path, model: str, images: int, size: int) -> Entry:
 
 def max_feature_difference(entry: Entry, extractor: FeatureExtractor, index: int) -> float:
     """Largest |recomputed - cached| feature value of one image over all blocks (0 when extraction is exact)."""
-    fresh = extractor.feature_maps(entry.read("image", index))
+    fresh = extractor.feature_maps(entry.read("image", index), entry.read("fov", index))
     return max(float(np.abs(fresh[name.removeprefix("features/")].astype(np.float32)
                             - entry.read(name, index).astype(np.float32)).max())
                for name in feature_names(entry))

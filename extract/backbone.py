@@ -18,6 +18,7 @@ import torch
 from diffusers import DDIMScheduler, UNet2DModel
 from torch import nn
 
+from dgss.extract.appearance import AppearanceTarget, load_appearance
 from dgss.store.errors import ModelError
 
 _EXPECTED = (
@@ -88,6 +89,7 @@ class PixelBackbone(Backbone):
     digest: str
     network: UNet2DModel
     scheduler_config: dict[str, Any]
+    appearance: AppearanceTarget | None = None  # the training pool's FOV colour statistics, when saved with it
 
     @property
     def sample_size(self) -> int | None:
@@ -128,7 +130,11 @@ def load_backbone(model: str | Path, device: str | torch.device = "cpu") -> Back
         )
     network.requires_grad_(False).eval().to(device)
     return PixelBackbone(
-        name=str(model), digest=_digest(network, scheduler_config), network=network, scheduler_config=scheduler_config
+        name=str(model),
+        digest=_digest(network, scheduler_config),
+        network=network,
+        scheduler_config=scheduler_config,
+        appearance=load_appearance(unet_dir),
     )
 
 

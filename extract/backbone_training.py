@@ -26,6 +26,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from PIL import Image
 from tqdm.auto import tqdm
 
+from dgss.extract.appearance import AppearanceMeter, save_appearance
 from dgss.extract.backbone_presets import (
     RESUMABLE_FIELDS,
     BackboneTrainingConfig,
@@ -58,6 +59,7 @@ class ImagePool:
             self.counts[source] = len(loaders)
             self._loaders.extend(loaders)
         self._cache: dict[int, np.ndarray] = {}
+        self.appearance = AppearanceMeter()
 
     def __len__(self) -> int:
         return len(self._loaders)
@@ -66,6 +68,7 @@ class ImagePool:
         """Image `index` FOV-cropped, padded to a square and resized: (size, size, 3) uint8."""
         if index not in self._cache:
             image, fov = self._loaders[index]()
+            self.appearance.add(image, fov)
             self._cache[index] = _fov_square(image, fov, self.size)
         return self._cache[index]
 
@@ -334,14 +337,18 @@ Full recipe: `{TRAINING_FILE}`; loss per step: `loss.csv`; samples per checkpoin
 
 
 def _write_outputs(out: Path, config: BackboneTrainingConfig, ema: UNet2DModel, state: dict,
-                   counts: dict[str, int], hardware: str) -> None:
-    """Everything a checkpoint leaves for users: loadable EMA model + scheduler, samples, loss, card."""
+                   pool: ImagePool, hardware: str) -> None:
+    """Everything a checkpoint leaves for users: loadable EMA model + scheduler + appearance target, samples,
+    loss, card."""
     ema.save_pretrained(out)
     build_saved_scheduler(config).save_pretrained(out)
+    target = pool.appearance.target()
+    if target is not None:
+        save_appearance(out, target)
     _save_grid(sample_images(ema, config, config.sample_count), out / "samples" / f"step-{state['step']:08d}.png")
     rows = "".join(f"{i + 1},{loss:.6f}\n" for i, loss in enumerate(state["losses"]))
     (out / "loss.csv").write_text("step,loss\n" + rows)
-    _write_model_card(out, config, counts, state, sum(p.numel() for p in ema.parameters()), hardware)
+    _write_model_card(out, config, pool.counts, state, sum(p.numel() for p in ema.parameters()), hardware)
 
 
 def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_dir: str | Path,
@@ -412,6 +419,6 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
             state["wall_s"] = time.perf_counter() - started
             _save_checkpoint(out, {**state, "model": model.state_dict(), "ema": ema.state_dict(),
                                    "optimizer": optimizer.state_dict()}, config.keep_checkpoints)
-            _write_outputs(out, config, ema, state, pool.counts, hardware)
+            _write_outputs(out, config, ema, state, pool, hardware)
     progress.close()
     return out

@@ -67,6 +67,9 @@ class ExtractionConfig:
         Side of the square canvas every image is mapped to; larger than input_size means overlapping tiles.
     tile_overlap : int
         Overlap of neighbouring tiles (pixels); 0 when not tiled.
+    appearance : dict or None
+        Per-channel FOV mean/std every image is matched to before the UNet sees it (the backbone's training pool,
+        ``dgss.extract.appearance``); None leaves images as they are.
     mantissa_bits : int
         Mantissa bits kept of each float16 value (10 = lossless); the relative rounding error is at most
         2**-(mantissa_bits + 1). Fewer bits compress better (see ``dgss.extract.precision``).
@@ -86,6 +89,7 @@ class ExtractionConfig:
     input_size: int
     canvas_size: int
     tile_overlap: int = 0
+    appearance: dict[str, list[float]] | None = None
     mantissa_bits: int = 5
     fov_crop: bool = True
     schema_version: int = SCHEMA_VERSION

@@ -14,6 +14,7 @@ import diffusers
 import numpy as np
 import torch
 
+from dgss.extract.appearance import AppearanceTarget, match_appearance
 from dgss.extract.backbone import Backbone
 from dgss.extract.bands import band_names, split_bands
 from dgss.extract.blocks import BlockInfo, check_blocks, default_blocks, group_levels, list_blocks, select_blocks
@@ -42,6 +43,7 @@ def make_config(
     canvas_size: int | None = None,
     tile_overlap: int = 0,
     mantissa_bits: int = 5,
+    match_appearance: bool = True,
     fov_crop: bool = True,
 ) -> ExtractionConfig:
     """A complete, validated config: defaults filled in from the backbone, everything checked against it.
@@ -68,6 +70,7 @@ def make_config(
         input_size=size,
         canvas_size=canvas,
         tile_overlap=tile_overlap if canvas > size else 0,
+        appearance=backbone.appearance.to_dict() if match_appearance and backbone.appearance else None,
         mantissa_bits=mantissa_bits,
         fov_crop=fov_crop,
     )
@@ -149,7 +152,8 @@ class FeatureExtractor:
         canvas = to_canvas(
             sample.image, sample.vessel, sample.fov, canvas_size=self.config.canvas_size, fov_crop=self.config.fov_crop
         )
-        arrays = {f"features/{name}": maps for name, maps in self.feature_maps(canvas.image).items()}
+        features = self.feature_maps(canvas.image, canvas.fov)
+        arrays = {f"features/{name}": maps for name, maps in features.items()}
         arrays["image"] = canvas.image
         arrays["vessel"] = canvas.vessel
         arrays["fov"] = canvas.fov
@@ -158,9 +162,15 @@ class FeatureExtractor:
         arrays["native_fov"] = _pad_top_left(sample.fov, max_native_shape, sample.id)
         return arrays
 
-    def feature_maps(self, canvas_image: np.ndarray) -> dict[str, np.ndarray]:
-        """Per block, (timestep, band, channel, y, x) float16 features of a (canvas_y, canvas_x, rgb) uint8 image."""
+    def feature_maps(self, canvas_image: np.ndarray, canvas_fov: np.ndarray) -> dict[str, np.ndarray]:
+        """Per block, (timestep, band, channel, y, x) float16 features of a (canvas_y, canvas_x, rgb) uint8 image.
+
+        With an appearance target in the config, the image's colours inside `canvas_fov` ((y, x) bool) are first
+        matched to it.
+        """
         config = self.config
+        if config.appearance is not None:
+            canvas_image = match_appearance(canvas_image, canvas_fov, AppearanceTarget.from_dict(config.appearance))
         tiles = cut_tiles(image_tensor(canvas_image), self.tile_starts, config.input_size)
         features = extract_features(
             self.backbone,

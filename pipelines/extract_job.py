@@ -7,6 +7,7 @@ marker last. A killed run leaves finished images marked done and resumes with th
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,7 +64,7 @@ class _ImageTask:
     model: str
     device: str
     threads: int
-    config: tuple[tuple[str, Any], ...]
+    config_json: str  # the ExtractionConfig as JSON: hashable, exact
     store: str
     key: str
     max_native_shape: tuple[int, int]
@@ -90,7 +91,7 @@ def _loaded(task: _ImageTask) -> tuple[Any, Any, Any]:
         from dgss.store import FeatureStore
 
         torch.set_num_threads(task.threads)
-        config = ExtractionConfig.from_dict(_thaw(task.config))
+        config = ExtractionConfig.from_dict(json.loads(task.config_json))
         extractor = FeatureExtractor(load_backbone(task.model, task.device), config)
         entry = FeatureStore(task.store, create=False).entry(task.dataset, task.key)
         _WORKER_CACHE[task] = (get_dataset(task.dataset, task.data_root), extractor, entry)
@@ -150,7 +151,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         model=str(request.model),
         device=request.device,
         threads=request.threads_per_worker,
-        config=_freeze(config.to_dict()),
+        config_json=json.dumps(config.to_dict(), sort_keys=True),
         store=str(request.store),
         key=entry.key,
         max_native_shape=max_native_shape,
@@ -187,13 +188,3 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _freeze(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """A hashable form of a JSON-ready config dict (lists become tuples)."""
-    return tuple((name, tuple(value) if isinstance(value, list) else value) for name, value in sorted(config.items()))
-
-
-def _thaw(config: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-    """Inverse of :func:`_freeze`."""
-    return {name: list(value) if isinstance(value, tuple) else value for name, value in config}

@@ -81,7 +81,8 @@ def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path) -> Pre
     fov = derive_fov(image)
     canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
                        fov_crop=extractor.config.fov_crop)
-    batch = {f"features/{name}": maps[None] for name, maps in extractor.feature_maps(canvas.image).items()}
+    features = extractor.feature_maps(canvas.image, canvas.fov)
+    batch = {f"features/{name}": maps[None] for name, maps in features.items()}
     batch["image"] = torch.from_numpy(canvas.image.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
     members = member_probabilities(run, batch)[:, 0]
     probability = canvas.geometry.to_native(members.mean(dim=0).cpu().numpy()) * fov

@@ -16,6 +16,7 @@ from typer.main import get_group
 
 from dgss.extract.backbone_presets import PRESETS, BackboneTrainingConfig, build_unet
 from dgss.extract import backbone_training
+from dgss.extract.appearance import load_appearance
 from dgss.extract.backbone_training import ImagePool, train_backbone, training_batch
 from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, ModelError, RunError
 
@@ -107,6 +108,8 @@ def test_output_folder_records_the_run(full_run, photo_folder):
     assert BackboneTrainingConfig.from_dict(record["config"]) == _tiny()
     assert record["images"] == {SYNTH: 2, str(photo_folder): 4}
     assert len((full_run / "loss.csv").read_text().splitlines()) == 1 + 6
+    # The pool's colour statistics travel with the weights, for appearance matching at extraction.
+    assert load_appearance(full_run).mean[0] > 0
     card = (full_run / "MODEL_CARD.md").read_text()
     assert f"`{SYNTH}`: 2 images" in card and "steps: 6 of 6" in card and "final loss" in card
 
