@@ -99,7 +99,8 @@ def _place(values: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
     """(y, x, rgb) uint8 -> (1, rgb, y, x) float32 in [-1, 1], the diffusion models' input range."""
-    return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
+    tensor = torch.from_numpy(np.array(image))  # a copy: arrays from PIL are read-only
+    return tensor.permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
 
 
 def tile_starts(canvas_size: int, input_size: int, overlap: int, stride: int) -> list[int]:
