@@ -162,21 +162,21 @@ def build_unet(config: BackboneTrainingConfig) -> UNet2DModel:
     )
 
 
-def build_noise_scheduler(config: BackboneTrainingConfig) -> DDPMScheduler:
-    """The training schedule: cosine betas (Nichol & Dhariwal), the config's prediction target."""
-    return DDPMScheduler(
+def _schedule(config: BackboneTrainingConfig) -> dict[str, Any]:
+    """The noise schedule both schedulers share: cosine betas (Nichol & Dhariwal), the config's target, unclipped."""
+    return dict(
         num_train_timesteps=config.num_train_timesteps,
         beta_schedule="squaredcos_cap_v2",
         prediction_type=config.prediction_type,
         clip_sample=False,
     )
+
+
+def build_noise_scheduler(config: BackboneTrainingConfig) -> DDPMScheduler:
+    """The training scheduler (DDPM) on the config's schedule."""
+    return DDPMScheduler(**_schedule(config))
 
 
 def build_saved_scheduler(config: BackboneTrainingConfig) -> DDIMScheduler:
     """The scheduler saved beside the weights: DDIM on the training schedule, unclipped so inversion is exact."""
-    return DDIMScheduler(
-        num_train_timesteps=config.num_train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type=config.prediction_type,
-        clip_sample=False,
-    )
+    return DDIMScheduler(**_schedule(config))
