@@ -41,17 +41,20 @@ class CachedImages(Dataset):
 
     Each item holds "features/<block>": (timestep, band, channel, y, x) float32; "image": (rgb, y, x) float32
     in [0, 1]; "vessel": (y, x) int64; "fov": (y, x) bool (canvas size). All entries must share one key.
+    With `features=False` (a head that reads only the image) the feature arrays are not read at all.
     """
 
-    def __init__(self, items: Sequence[tuple[Entry, int]]):
+    def __init__(self, items: Sequence[tuple[Entry, int]], *, features: bool = True):
         self.items = list(items)
+        self.features = features
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         entry, index = self.items[position]
-        item = {name: torch.from_numpy(entry.read(name, index).astype(np.float32)) for name in feature_names(entry)}
+        names = feature_names(entry) if self.features else []
+        item = {name: torch.from_numpy(entry.read(name, index).astype(np.float32)) for name in names}
         image = entry.read("image", index)
         item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)
         item["vessel"] = torch.from_numpy(entry.read("vessel", index).astype(np.int64))

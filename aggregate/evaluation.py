@@ -87,7 +87,7 @@ def predict_native(run: Run, entry: Entry, index: int) -> tuple[np.ndarray, np.n
     prob_native : (native_y, native_x) float32, mean vessel probability
     votes_native : (native_y, native_x) float32, `votes` mapped to native resolution
     """
-    item = CachedImages([(entry, index)])[0]
+    item = CachedImages([(entry, index)], features=run.heads[0].uses_features)[0]
     members = member_probabilities(run, {name: value[None] for name, value in item.items()})[:, 0]
     prob = members.mean(dim=0).cpu().numpy()
     votes = vote_fraction(members).cpu().numpy()

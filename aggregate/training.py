@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dgss.aggregate.data import CachedImages, split_indices
-from dgss.aggregate.heads import build_head
+from dgss.aggregate.heads import build_head, head_uses_features
 from dgss.aggregate.run import RunRecord, batch_to_device, check_out_dir, head_file_name, write_run
 from dgss.aggregate.spec import CacheSpec
 from dgss.store import Entry, FeatureStore
@@ -77,7 +77,7 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
         used[entry.dataset] = [entry.image_ids[index] for index in indices]
     first = entries[0]
     spec = CacheSpec.from_entry_attrs(first.config, first.attrs)
-    heads, losses = train_heads(CachedImages(items), spec, config)
+    heads, losses = train_heads(CachedImages(items, features=head_uses_features(config.head)), spec, config)
     resolved = dataclasses.replace(config, head_params=heads[0].config.to_dict())
     record = RunRecord(
         training=resolved.to_dict(), key=first.key, store=str(Path(store_path).resolve()), sources=used,

@@ -48,12 +48,12 @@ class DemoConfig:
 
     @classmethod
     def for_real_data(cls, data_root: Path, out: Path, backbone: str | None, workers: int) -> DemoConfig:
-        """DRIVE, STARE -> CHASE_DB1 at 512 px with the `small` preset (or a given, e.g. shipped, backbone)."""
+        """DRIVE, STARE -> CHASE_DB1 at 512 px: the given (e.g. shipped) backbone, else one trained with `small`."""
         return cls(
             out=out, sources=("DRIVE", "STARE"), targets=("CHASE_DB1",), data_root=data_root, backbone=backbone,
             workers=workers,
             backbone_preset="small", backbone_steps=4000, canvas_size=512,
-            timesteps=None, head_epochs=40, head_width=64, baseline_epochs=40, baseline_width=32,
+            head_epochs=40, head_width=64, baseline_epochs=40, baseline_width=32,
         )
 
 

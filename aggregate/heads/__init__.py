@@ -27,6 +27,12 @@ _HEADS: dict[str, tuple[type, type[nn.Module]]] = {
 HEAD_NAMES: tuple[str, ...] = tuple(sorted(_HEADS))
 
 
+def head_uses_features(name: str) -> bool:
+    """Whether head ``name`` reads cached features (False: only the canvas image), so loaders can skip them."""
+    head_config(name)
+    return _HEADS[name][1].uses_features
+
+
 def head_config(name: str, **hparams: Any) -> Any:
     """The frozen config of head ``name`` with ``hparams`` over its defaults (JSON lists are accepted for tuples).
 

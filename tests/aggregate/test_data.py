@@ -44,4 +44,10 @@ def test_dataset_keeps_no_arrays_between_items(aggregate_cache):
     entry = aggregate_cache("SRC", n_images=2)
     images = CachedImages([(entry, 0), (entry, 1)])
     images[0], images[1]
-    assert vars(images) == {"items": [(entry, 0), (entry, 1)]}
+    assert vars(images) == {"items": [(entry, 0), (entry, 1)], "features": True}
+
+
+def test_an_image_only_head_gets_no_features(aggregate_cache):
+    entry = aggregate_cache("SRC", n_images=2)
+    item = CachedImages([(entry, 0)], features=False)[0]
+    assert sorted(item) == ["fov", "image", "vessel"]

@@ -23,6 +23,8 @@ from dgss.store.errors import ConfigMismatchError, RunError, StoreError
 class OracleHead(nn.Module):
     """Logits that reproduce the canvas vessel mask of the batch (or its inverse)."""
 
+    uses_features = False
+
     def __init__(self, invert: bool = False):
         super().__init__()
         self.sign = -1.0 if invert else 1.0
