@@ -46,6 +46,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from dgss.aggregate.metrics import MetricAccumulator
+from dgss.extract.appearance import save_appearance
 from dgss.extract.backbone import Backbone, load_backbone
 from dgss.extract.datasets import get_dataset, source_ids, target_ids
 from dgss.extract.extractor import FeatureExtractor, make_config
@@ -293,10 +294,13 @@ def load_canvases(name: str, ids: list[str], data_root: str, canvas_size: int) -
 
 
 def random_twin(backbone: Backbone, folder: Path) -> Path:
-    """The backbone's UNet architecture with fresh random weights (seed 0) and its schedule, saved to ``folder``."""
+    """The backbone's UNet architecture with fresh random weights (seed 0), its schedule and its appearance target
+    (so both see identically matched images), saved to ``folder``."""
     torch.manual_seed(0)
     UNet2DModel.from_config(backbone.network.config).save_pretrained(folder)
     DDIMScheduler.from_config(backbone.scheduler_config).save_config(folder)
+    if backbone.appearance is not None:
+        save_appearance(folder, backbone.appearance)
     return folder
 
 
