@@ -67,10 +67,14 @@ def release_bytes_per_image(model: str) -> int:
     return sum(steps * (info.channels * info.height * info.width * 4 + NPY_HEADER_BYTES) for info in extractor.blocks)
 
 
-def timed_extraction(model: str, dataset: str, store: Path, workers: int) -> float:
+def timed_extraction(model: str, dataset: str, store: Path, workers: int, mantissa_bits: int) -> float:
     """Wall seconds to extract every image of `dataset` into a fresh store."""
     start = time.perf_counter()
-    run_extraction(ExtractionRequest(dataset=dataset, store=store, model=model, workers=workers, command="bench"))
+    run_extraction(
+        ExtractionRequest(
+            dataset=dataset, store=store, model=model, workers=workers, mantissa_bits=mantissa_bits, command="bench"
+        )
+    )
     return time.perf_counter() - start
 
 
@@ -79,6 +83,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--model", type=str, default=None)
+    parser.add_argument("--mantissa-bits", type=int, default=5, help="float16 mantissa bits kept (10: lossless)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset = f"SYNTH-A-{args.images}x{args.size}"
@@ -86,14 +91,15 @@ def main() -> None:
         root = Path(scratch)
         model = args.model or str(random_backbone(root / "model", args.size))
         passes = passes_per_mode(model, dataset)
-        serial = timed_extraction(model, dataset, root / "serial.zarr", workers=0)
-        one = timed_extraction(model, dataset, root / "one.zarr", workers=1)
-        two = timed_extraction(model, dataset, root / "two.zarr", workers=2)
+        bits = args.mantissa_bits
+        serial = timed_extraction(model, dataset, root / "serial.zarr", workers=0, mantissa_bits=bits)
+        one = timed_extraction(model, dataset, root / "one.zarr", workers=1, mantissa_bits=bits)
+        two = timed_extraction(model, dataset, root / "two.zarr", workers=2, mantissa_bits=bits)
         info = FeatureStore(root / "serial.zarr", create=False).entries()[0]
         ours = info.bytes_stored / args.images
         release = release_bytes_per_image(model)
 
-    print(f"dataset {dataset}, model {args.model or 'random tiny preset'}, torch threads 1")
+    print(f"dataset {dataset}, model {args.model or 'random tiny preset'}, {args.mantissa_bits} mantissa bits, 1 thread")
     print("UNet passes per image: " + ", ".join(f"{mode} {count}" for mode, count in passes.items()))
     print(f"seconds per image (1 process, 1 thread): {serial / args.images:.2f}")
     print(
