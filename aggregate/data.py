@@ -36,6 +36,11 @@ def feature_names(entry: Entry) -> list[str]:
     return [name for name in entry.array_specs if name.startswith(FEATURE_PREFIX)]
 
 
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """(y, x, rgb) uint8 canvas image -> (rgb, y, x) float32 in [0, 1], the heads' "image" input."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)
+
+
 class CachedImages(Dataset):
     """(entry, image index) pairs served as dicts of tensors, read from the store on every access.
 
@@ -56,7 +61,7 @@ class CachedImages(Dataset):
         names = feature_names(entry) if self.features else []
         item = {name: torch.from_numpy(entry.read(name, index).astype(np.float32)) for name in names}
         image = entry.read("image", index)
-        item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)
+        item["image"] = image_to_tensor(image)
         item["vessel"] = torch.from_numpy(entry.read("vessel", index).astype(np.int64))
         item["fov"] = torch.from_numpy(entry.read("fov", index).astype(bool))
         return item

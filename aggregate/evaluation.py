@@ -16,7 +16,7 @@ import numpy as np
 from dgss.aggregate.data import CachedImages, split_indices
 from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
 from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json, write_png
-from dgss.aggregate.run import Run, load_run, member_probabilities, vote_fraction
+from dgss.aggregate.run import Run, image_prediction, load_run
 from dgss.aggregate.spec import CacheSpec
 from dgss.store import Entry, FeatureStore
 from dgss.store.errors import ConfigMismatchError, StoreError
@@ -88,9 +88,7 @@ def predict_native(run: Run, entry: Entry, index: int) -> tuple[np.ndarray, np.n
     votes_native : (native_y, native_x) float32, `votes` mapped to native resolution
     """
     item = CachedImages([(entry, index)], features=run.heads[0].uses_features)[0]
-    members = member_probabilities(run, {name: value[None] for name, value in item.items()})[:, 0]
-    prob = members.mean(dim=0).cpu().numpy()
-    votes = vote_fraction(members).cpu().numpy()
+    prob, votes = image_prediction(run, {name: value[None] for name, value in item.items()})
     geometry = Geometry.from_array(entry.read("geometry", index))
     return votes, geometry.to_native(prob).astype(np.float32), geometry.to_native(votes).astype(np.float32)
 

@@ -206,6 +206,21 @@ def predict_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
     return member_probabilities(run, batch).mean(dim=0)
 
 
+def image_prediction(run: Run, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """One image's ensemble prediction as numpy: mean vessel probability and fraction of members voting vessel.
+
+    Parameters
+    ----------
+    batch : mapping of name to (1, ...) tensor or array (see `member_probabilities`)
+
+    Returns
+    -------
+    prob, votes : (y, x) float32 arrays
+    """
+    members = member_probabilities(run, batch)[:, 0]
+    return members.mean(dim=0).cpu().numpy(), vote_fraction(members).cpu().numpy()
+
+
 def vote_fraction(member_probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Fraction of members that call each pixel a vessel; the majority-vote mask is `vote_fraction > 0.5`.
 

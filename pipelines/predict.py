@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from dgss.aggregate.report import write_png
-from dgss.aggregate.run import load_run, member_probabilities, vote_fraction
+from dgss.aggregate.data import image_to_tensor
+from dgss.aggregate.run import image_prediction, load_run
 from dgss.extract.backbone import load_backbone
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.datasets import derive_fov, read_image
@@ -83,10 +83,10 @@ def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path) -> Pre
                        fov_crop=extractor.config.fov_crop)
     features = extractor.feature_maps(canvas.image, canvas.fov)
     batch = {f"features/{name}": maps[None] for name, maps in features.items()}
-    batch["image"] = torch.from_numpy(canvas.image.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
-    members = member_probabilities(run, batch)[:, 0]
-    probability = canvas.geometry.to_native(members.mean(dim=0).cpu().numpy()) * fov
-    mask = canvas.geometry.to_native(vote_fraction(members).cpu().numpy()) > 0.5
+    batch["image"] = image_to_tensor(canvas.image)[None]
+    prob, votes = image_prediction(run, batch)
+    probability = canvas.geometry.to_native(prob) * fov
+    mask = canvas.geometry.to_native(votes) > 0.5
     mask &= fov
     stem = Path(path.name.removesuffix(".gz")).stem  # "im0001.ppm.gz" -> "im0001", "a.7.jpg" -> "a.7"
     written = Prediction(path, out / f"{stem}_prob.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
