@@ -1,19 +1,28 @@
-"""Stream cached images out of store entries as a torch Dataset, one image's arrays per item.
+"""Stream cached images out of store entries: one image's arrays per item, window batches for training.
 
-Nothing is kept between items: each `__getitem__` reads that image's chunks from Zarr, so peak memory grows
-with the batch size, not with the number of images in the cache.
+Nothing is kept between items: each read decodes that image's chunks from Zarr, so peak memory grows with the
+batch, not with the number of images in the cache. Features stay float16 from the store to the batch (half the
+bytes to copy and hold); heads receive float32 through `batch_to_device`. Training batches are read in a
+background thread (`prefetch`) while the current step runs: Blosc decoding releases the GIL.
 """
 
-from collections.abc import Sequence
+import logging
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dgss.aggregate.spec import CacheSpec
+from dgss.aggregate.windows import crop, sample_windows
 from dgss.store import Entry
 from dgss.store.errors import StoreError
 
 FEATURE_PREFIX = "features/"
+logger = logging.getLogger("dgss")
 
 
 def split_indices(entry: Entry, preferred: str) -> tuple[str, list[int]]:
@@ -31,6 +40,22 @@ def split_indices(entry: Entry, preferred: str) -> tuple[str, list[int]]:
     return split, ready
 
 
+def pending_images(entry: Entry, split: str) -> int:
+    """How many images of `split` ("all": every image) are not extracted yet."""
+    indices = entry.indices(None if split == "all" else split)
+    return int((~entry.done()[indices]).sum())
+
+
+def warn_pending(entry: Entry, split: str, action: str) -> None:
+    """Name a dataset whose split is only partly extracted, with the count, before it is used without them."""
+    pending = pending_images(entry, split)
+    if pending:
+        total = len(entry.indices(None if split == "all" else split))
+        logger.warning("%s: %d of %d images of split '%s' are not extracted yet; %s the %d done (finish them with "
+                       "`dgss extract --dataset %s`)", entry.dataset, pending, total, split, action, total - pending,
+                       entry.dataset)
+
+
 def feature_names(entry: Entry) -> list[str]:
     """The entry's feature array names ("features/<block>"), in store order."""
     return [name for name in entry.array_specs if name.startswith(FEATURE_PREFIX)]
@@ -44,7 +69,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 class CachedImages(Dataset):
     """(entry, image index) pairs served as dicts of tensors, read from the store on every access.
 
-    Each item holds "features/<block>": (timestep, band, channel, y, x) float32; "image": (rgb, y, x) float32
+    Each item holds "features/<block>": (timestep, band, channel, y, x) float16 as cached; "image": (rgb, y, x) float32
     in [0, 1]; "vessel": (y, x) int64; "fov": (y, x) bool (canvas size). All entries must share one key.
     With `features=False` (a head that reads only the image) the feature arrays are not read at all.
     """
@@ -59,9 +84,77 @@ class CachedImages(Dataset):
     def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
         entry, index = self.items[position]
         names = feature_names(entry) if self.features else []
-        item = {name: torch.from_numpy(entry.read(name, index).astype(np.float32)) for name in names}
+        item = {name: torch.from_numpy(entry.read(name, index)) for name in names}
         image = entry.read("image", index)
         item["image"] = image_to_tensor(image)
         item["vessel"] = torch.from_numpy(entry.read("vessel", index).astype(np.int64))
         item["fov"] = torch.from_numpy(entry.read("fov", index).astype(bool))
         return item
+
+
+@dataclass(frozen=True)
+class Step:
+    """One training step: which images to read and the seed of the windows drawn from each."""
+
+    positions: tuple[int, ...]
+    window_seed: int
+
+
+def epoch_steps(count: int, images_per_step: int, generator: torch.Generator) -> list[Step]:
+    """Shuffle ``count`` images into steps of ``images_per_step`` (the last may be smaller), each with a seed.
+
+    Everything random about an epoch's data is drawn here, from ``generator``, before any image is read: the
+    batches do not depend on how or when they are read, so a resumed run sees the same ones.
+    """
+    order = torch.randperm(count, generator=generator).tolist()
+    seeds = torch.randint(0, 2**31 - 1, (count,), generator=generator).tolist()
+    return [Step(tuple(order[start:start + images_per_step]), seeds[start])
+            for start in range(0, count, images_per_step)]
+
+
+def window_batch(images: CachedImages, step: Step, spec: CacheSpec, side: int,
+                 windows_per_image: int) -> dict[str, torch.Tensor]:
+    """Read the step's images once each and stack ``windows_per_image`` random windows of each into one batch."""
+    rng = np.random.default_rng(step.window_seed)
+    windows = []
+    for position in step.positions:
+        item = images[position]
+        for window in sample_windows(item["fov"].numpy(), spec, side, windows_per_image, rng):
+            windows.append(crop(item, spec, window))
+    return {name: torch.stack([window[name] for window in windows]) for name in windows[0]}  # copies the views
+
+
+def prefetch(batches: Iterable[dict[str, torch.Tensor]], depth: int = 2) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield ``batches`` in order while a background thread reads up to ``depth`` ahead.
+
+    An error in the reader is raised here, in the training loop; leaving the loop early stops the reader.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    finished = object()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(finished)
+        except BaseException as error:  # handed to the consumer, which raises it
+            slots.put(error)
+
+    reader = threading.Thread(target=read, name="dgss-prefetch", daemon=True)
+    reader.start()
+    try:
+        while (batch := slots.get()) is not finished:
+            if isinstance(batch, BaseException):
+                raise batch
+            yield batch
+    finally:
+        stop.set()
+        reader.join()

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
-from dgss.aggregate.data import CachedImages, split_indices
+from dgss.aggregate.data import CachedImages, split_indices, warn_pending
 from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
 from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json, write_png
-from dgss.aggregate.run import Run, image_prediction, load_run
+from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, image_prediction, load_run
 from dgss.aggregate.spec import CacheSpec
 from dgss.store import Entry, FeatureStore
 from dgss.store.errors import ConfigMismatchError, StoreError
@@ -28,19 +29,22 @@ TABLE_COLUMNS = ("target", "image", "n_images", *METRIC_NAMES)
 
 
 def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
-                 report_dir: str | Path, *, device: str = "cpu", overlays: int = 3) -> dict[str, Any]:
+                 report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
+                 tile_context: int = DEFAULT_TILE_CONTEXT) -> dict[str, Any]:
     """Score the run on every target; write scores (CSV, JSON, PNG table) and overlays under `report_dir`.
 
-    `store_path` None means the store the run was trained from. Returns the scores per target, pooled and per
-    image, and the paths written.
+    `store_path` None means the store the run was trained from. The heads are applied in tiles of `tile` canvas
+    pixels (None: whole canvases). Returns the scores per target, pooled and per image, and the paths written.
     """
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
-    run = load_run(run_dir, device=device)
+    run = load_run(run_dir, device=device, tile=tile, tile_context=tile_context)
     store_path = Path(store_path if store_path is not None else run.record.store)
     store = FeatureStore(store_path, create=False)
     entries = [resolve_target(store, target, run) for target in dict.fromkeys(targets)]
     plans = [(entry, *split_indices(entry, TARGET_SPLIT)) for entry in entries]  # every check before any work
+    for entry, split, _ in plans:
+        warn_pending(entry, split, "scoring")
     report_dir = Path(report_dir)
     overlay_dir = report_dir / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +125,7 @@ def _score_target(run: Run, entry: Entry, indices: list[int], overlay_dir: Path,
                   overlays: int) -> tuple[dict[str, Any], list[Path]]:
     images, paths = {}, []
     ranked, voted = MetricAccumulator(), MetricAccumulator()
-    for number, index in enumerate(indices):
+    for number, index in enumerate(tqdm(indices, desc=f"evaluate {entry.dataset}", unit="image", disable=None)):
         votes, prob_native, votes_native = predict_native(run, entry, index)
         truth, fov = native_truth(entry, index, prob_native.shape)
         mask = (votes_native > 0.5).astype(np.float32)

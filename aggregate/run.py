@@ -9,6 +9,10 @@ Layout::
     RUN/run.json                  RunRecord: training config, cache key, store, sources, extraction config + attrs
     RUN/head_00.safetensors ...   one file per ensemble member (metadata: head name, member number)
     RUN/loss.csv, RUN/loss.png    per-epoch mean training loss of every member
+    RUN/checkpoint.pt             while training only: where fit-head stopped (see `dgss.aggregate.checkpoint`)
+
+Heads are applied to a whole canvas in tiles (`tile`, `tile_context`: see `dgss.aggregate.windows`), so the memory
+of evaluation and prediction is bounded by the tile, not by the canvas.
 """
 
 import dataclasses
@@ -25,13 +29,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from dgss.aggregate.checkpoint import CHECKPOINT_FILE
 from dgss.aggregate.heads import build_head
 from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.spec import CacheSpec
+from dgss.aggregate.windows import tiled_logits
 from dgss.store.errors import RunError
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
+DEFAULT_TILE = 512
+"""Side of the tiles a head is applied in, canvas pixels: the whole default 512 px canvas in one call."""
+DEFAULT_TILE_CONTEXT = 64
+"""Margin dropped from each inner tile edge, canvas pixels (see `dgss.aggregate.windows`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,13 +77,16 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Run:
-    """A loaded run: its folder, record, cache spec and heads (in eval mode, on `device`)."""
+    """A loaded run: its folder, record, cache spec and heads (in eval mode, on `device`), and the tiles the heads
+    are applied in."""
 
     path: Path
     record: RunRecord
     spec: CacheSpec
     heads: tuple[nn.Module, ...]
     device: torch.device
+    tile: int | None = DEFAULT_TILE
+    tile_context: int = DEFAULT_TILE_CONTEXT
 
     @property
     def key(self) -> str:
@@ -84,11 +97,37 @@ def head_file_name(member: int) -> str:
     return f"head_{member:02d}.safetensors"
 
 
-def check_out_dir(out_dir: str | Path) -> None:
-    """Fail before training, not after, when `out_dir` cannot become a run folder."""
+def prepare_out_dir(out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> bool:
+    """Check `out_dir` before any training; return True when it holds a finished run that `resume` keeps.
+
+    A folder that already holds a run (finished or stopped) is refused unless `resume` (continue a stopped one,
+    keep a finished one) or `overwrite` (train again from the start: the old `run.json` and checkpoint are removed
+    at once, so the folder is never taken for a run that mixes old and new heads).
+    """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RunError(f"--out {out_dir} is a file, not a folder: choose another run folder")
+    finished = (out_dir / RUN_FILE).is_file()
+    stopped = (out_dir / CHECKPOINT_FILE).is_file()
+    if overwrite:
+        (out_dir / RUN_FILE).unlink(missing_ok=True)
+        (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+        return False
+    if resume:
+        return finished and not stopped
+    if finished or stopped:
+        state = "a finished run" if finished else "a stopped run"
+        raise RunError(f"--out {out_dir} already holds {state}: pass --resume to continue it, --overwrite to train "
+                       "it again from the start, or choose another folder")
+    return False
+
+
+def write_head(out_dir: Path, name: str, head: nn.Module, head_name: str, member: int) -> None:
+    """Write one member's weights through a temporary name and a rename."""
+    temporary = out_dir / f".{name}.tmp-{os.getpid()}"
+    save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, out_dir / name)
 
 
 def write_run(out_dir: str | Path, record: RunRecord, heads: Sequence[nn.Module],
@@ -106,17 +145,18 @@ def write_run(out_dir: str | Path, record: RunRecord, heads: Sequence[nn.Module]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RUN_FILE).unlink(missing_ok=True)
     write_loss_curve(losses, out_dir)
-    head_name = record.training["head"]
     for member, (name, head) in enumerate(zip(record.head_files, heads, strict=True)):
-        temporary = out_dir / f".{name}.tmp-{os.getpid()}"
-        save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
-        os.replace(temporary, out_dir / name)
+        write_head(out_dir, name, head, record.training["head"], member)
     write_json(out_dir / RUN_FILE, record.to_dict())
     return out_dir / RUN_FILE
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Read and check a run folder; RunError naming the file that is missing or corrupt."""
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: int | None = DEFAULT_TILE,
+             tile_context: int = DEFAULT_TILE_CONTEXT) -> Run:
+    """Read and check a run folder; RunError naming the file that is missing or corrupt.
+
+    `tile` and `tile_context` (canvas pixels) set how the heads are applied to a canvas; None: in one call.
+    """
     run_dir = Path(run_dir)
     run_file = run_dir / RUN_FILE
     if not run_dir.is_dir():
@@ -134,7 +174,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     heads = tuple(_load_head(run_dir / name, record, spec, device) for name in record.head_files)
     if not heads:
         raise RunError(f"{run_file} lists no head files: train the run again with `dgss fit-head --out {run_dir}`")
-    return Run(path=run_dir, record=record, spec=spec, heads=heads, device=device)
+    return Run(path=run_dir, record=record, spec=spec, heads=heads, device=device, tile=tile,
+               tile_context=tile_context)
 
 
 def _read_record(run_file: Path) -> RunRecord:
@@ -155,13 +196,18 @@ def _load_head(path: Path, record: RunRecord, spec: CacheSpec, device: torch.dev
     if not path.is_file():
         raise RunError(f"head file {path} is missing: train the run again with dgss fit-head")
     head = build_head(record.training["head"], spec, **record.training["head_params"])
+    load_head_weights(head, path)
+    return head.to(device).eval()
+
+
+def load_head_weights(head: nn.Module, path: Path, device: torch.device | str = "cpu") -> None:
+    """Load a head file into `head`; RunError naming the file when it is corrupt or does not fit."""
     try:
         load_model(head, str(path), strict=True, device=str(device))
     except (SafetensorError, RuntimeError, OSError) as error:
         reason = str(error).splitlines()[0]
         raise RunError(f"head file {path} is corrupt or does not fit the run's head ({reason}): "
                        "train the run again with dgss fit-head") from error
-    return head.to(device).eval()
 
 
 def batch_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
@@ -189,7 +235,9 @@ def member_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
     (member, B, y, x) float32 tensor on the run's device
     """
     inputs = batch_to_device(batch, run.device)
-    return torch.stack([torch.softmax(head(inputs), dim=1)[:, 1] for head in run.heads])
+    return torch.stack([
+        torch.softmax(tiled_logits(head, inputs, run.spec, side=run.tile, context=run.tile_context), dim=1)[:, 1]
+        for head in run.heads])
 
 
 def predict_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:

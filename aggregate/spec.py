@@ -108,6 +108,21 @@ class CacheSpec:
             return block.height // 2, block.width // 2
         return block.height, block.width
 
+    def stride(self, block: BlockSpec) -> int:
+        """Canvas pixels per cached map pixel of ``block`` (e.g. 4 for a 128 px map of a 512 px canvas)."""
+        height, width = self.map_size(block)
+        if self.canvas_size % height or self.canvas_size % width or height != width:
+            raise StoreError(f"block {block.name!r} map {height}x{width} does not tile the {self.canvas_size} px "
+                             "canvas evenly, so it cannot be cut into windows: use whole canvases (fit-head --window 0, "
+                             "evaluate --tile 0) or re-extract with a canvas that is a multiple of the map size")
+        return self.canvas_size // height
+
+    @property
+    def window_multiple(self) -> int:
+        """Windows of the canvas start and end on multiples of this many pixels: the coarsest cached stride, so
+        that every level's map is cut at whole pixels and keeps its size ratio to the others."""
+        return max(self.stride(block) for block in self.blocks)
+
     def feature_shape(self, block: BlockSpec) -> tuple[int, int, int, int, int]:
         """Per-image shape of ``features/<block>``: (timestep, band, channel, y, x)."""
         return (len(self.timesteps), len(self.band_names), block.channels, *self.map_size(block))

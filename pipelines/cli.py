@@ -1,5 +1,6 @@
 """Entry point of the `dgss` console script: registers the commands and turns dgss errors into one line."""
 
+import logging
 import sys
 
 import click
@@ -22,7 +23,8 @@ from dgss.pipelines import (  # noqa: F401
 
 
 def main() -> None:
-    """Run the CLI; a DgssError becomes `error: <message>` on stderr and exit code 1."""
+    """Run the CLI; a DgssError becomes `error: <message>` on stderr and exit code 1; warnings are one line."""
+    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     try:
         code = app(standalone_mode=False)
     except DgssError as error:

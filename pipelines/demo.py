@@ -74,9 +74,11 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     (key,) = keys  # one backbone, one config: every dataset is cached under the same key
     heads = {
         "tsfreqagg": HeadTrainingConfig(head="tsfreqagg", head_params={"width": config.head_width},
-                                        epochs=config.head_epochs, dice_weight=config.dice_weight, seed=config.seed),
+                                        epochs=config.head_epochs, dice_weight=config.dice_weight, seed=config.seed,
+                                        window=None),
         "unet": HeadTrainingConfig(head="unet", head_params={"base_channels": config.baseline_width},
-                                   epochs=config.baseline_epochs, dice_weight=config.dice_weight, seed=config.seed),
+                                   epochs=config.baseline_epochs, dice_weight=config.dice_weight, seed=config.seed,
+                                   window=None),
     }
     rows = []
     for name, training in heads.items():
@@ -99,18 +101,21 @@ def _train_backbone(config: DemoConfig, folder: Path) -> Path:
 
 
 def _fit_once(store: Path, sources: tuple[str, ...], key: str, run_dir: Path, training: HeadTrainingConfig) -> Path:
-    """Fit the head unless `run_dir` holds a finished run on the same cache key with the same training settings.
+    """Fit the head unless `run_dir` holds a finished run on the same cache key with the same training settings
+    (another finished run there is replaced; a stopped one continues).
 
     A finished run records its head's resolved hyperparameters, so the requested ones need only be among them.
     """
     run_file = run_dir / RUN_FILE
+    replace = False
     if run_file.is_file():
         record = json.loads(run_file.read_text())
         recorded, wanted = record["training"], training.to_dict()
         same_params = wanted.pop("head_params").items() <= recorded.get("head_params", {}).items()
         if record.get("key") == key and same_params and all(recorded.get(k) == v for k, v in wanted.items()):
             return run_dir
-    return fit_head(store, list(sources), run_dir, training, key=key)
+        replace = True
+    return fit_head(store, list(sources), run_dir, training, key=key, resume=not replace, overwrite=replace)
 
 
 def _write_summary(rows: list[dict[str, Any]], report: Path) -> None:

@@ -17,6 +17,10 @@ def evaluate_command(
     report: Annotated[Path | None, typer.Option(help="Folder for scores and overlays [RUN/evaluation].")] = None,
     overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs per target.")] = 3,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    tile: Annotated[int, typer.Option(min=0, help="Side of the tiles the heads are applied in, canvas pixels; 0: the "
+                                                  "whole canvas at once.")] = 512,
+    tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
+                                                          "pixels.")] = 64,
 ) -> None:
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
@@ -24,6 +28,7 @@ def evaluate_command(
 
     targets = [name.strip() for name in target.split(",") if name.strip()]
     report_dir = report if report is not None else run / "evaluation"
-    results = evaluate_run(run, store, targets, report_dir, device=device, overlays=overlays)
+    results = evaluate_run(run, store, targets, report_dir, device=device, overlays=overlays,
+                           tile=tile or None, tile_context=tile_context)
     typer.echo(pooled_table(results))
     typer.echo(f"scores and overlays written to {report_dir}")

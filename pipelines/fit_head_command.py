@@ -29,22 +29,29 @@ def fit_head_command(
                                                               "repeatable.")] = None,
     ensemble: Annotated[int, typer.Option(min=1, help="Independently seeded heads (the release uses 10); "
                                                       "masks are their per-pixel majority vote.")] = 1,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the source images (release: 100).")] = 100,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per step (release: 2).")] = 2,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the source images (release: 100).")] = 40,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images read per step (release: 2).")] = 2,
+    window: Annotated[int, typer.Option(min=0, help="Side of the random training windows in canvas pixels; 0 trains "
+                                                    "on whole canvases, as the release does.")] = 128,
+    windows_per_image: Annotated[int, typer.Option(min=1, help="Windows cut from each image read.")] = 4,
     lr: Annotated[float, typer.Option(help="Adam learning rate (release: 2e-3).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of member 0; member m uses seed + m.")] = 0,
     dice_weight: Annotated[float, typer.Option(help="Weight of a soft-Dice term added to the cross-entropy.")] = 0.0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    resume: Annotated[bool, typer.Option(help="Continue the stopped run in --out from its last epoch.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,
 ) -> None:
     """Train heads on the cached features alone (no UNet, no image decoding) and write a run folder."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
     from dgss.aggregate.training import HeadTrainingConfig, fit_head
 
     config = HeadTrainingConfig(head=head.value, head_params=parse_params(head_param or []), epochs=epochs,
-                                batch_size=batch_size, lr=lr, seed=seed, ensemble=ensemble,
-                                dice_weight=dice_weight, device=device)
+                                batch_size=batch_size, window=window or None, windows_per_image=windows_per_image,
+                                lr=lr, seed=seed, ensemble=ensemble, dice_weight=dice_weight, device=device)
+    if resume and overwrite:
+        raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]
-    run_dir = fit_head(store, sources, out, config, key=key)
+    run_dir = fit_head(store, sources, out, config, key=key, resume=resume, overwrite=overwrite)
     typer.echo(f"run written to {run_dir} (score it with `dgss evaluate --run {run_dir} --target NAME`)")
 
 

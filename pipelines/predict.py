@@ -14,7 +14,7 @@ from PIL import Image
 
 from dgss.aggregate.report import write_png
 from dgss.aggregate.data import image_to_tensor
-from dgss.aggregate.run import image_prediction, load_run
+from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, image_prediction, load_run
 from dgss.extract.backbone import load_backbone
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.datasets import derive_fov, read_image
@@ -44,13 +44,15 @@ def predict_images(
     *,
     model: str | None = None,
     device: str = "cpu",
+    tile: int | None = DEFAULT_TILE,
+    tile_context: int = DEFAULT_TILE_CONTEXT,
 ) -> list[Prediction]:
     """Segment `images`; write `<stem>_prob.png`, `<stem>_mask.png` and `<stem>_overlay.png` per image.
 
     The backbone is `model`, else the one recorded in the run's store entry, else the shipped one; it must have
     the digest the run's features were extracted with.
     """
-    run = load_run(run_dir, device)
+    run = load_run(run_dir, device, tile=tile, tile_context=tile_context)
     config = ExtractionConfig.from_dict(run.record.extraction_config)
     backbone = load_backbone(resolve_model(model or _recorded_model(run.record.store, run.key)), device)
     if backbone.digest != config.model_digest:

@@ -16,7 +16,12 @@ def predict(
     out: Annotated[Path, typer.Option(help="Folder for <stem>_prob.png, <stem>_mask.png, <stem>_overlay.png.")] = Path("predictions"),
     model: Annotated[Optional[str], typer.Option(help="Backbone the run's features came from; default: the one recorded in the run's store.")] = None,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, mps.")] = "cpu",
+    tile: Annotated[int, typer.Option(min=0, help="Side of the tiles the heads are applied in, canvas pixels; 0: the "
+                                                  "whole canvas at once.")] = 512,
+    tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
+                                                          "pixels.")] = 64,
 ) -> None:
     """Compute features with the run's extraction config and segment each image at its native resolution."""
-    for written in predict_images(run, images, out, model=model, device=device):
+    for written in predict_images(run, images, out, model=model, device=device,
+                                  tile=tile or None, tile_context=tile_context):
         typer.echo(f"{written.image} -> {written.mask}")

@@ -1,4 +1,5 @@
-"""Segmentation heads registered by name; every head maps a batch to (batch, 2, canvas, canvas) logits.
+"""Segmentation heads registered by name; every head maps a batch to (batch, 2, side, side) logits
+over the canvas or over a window of it.
 
 ``build_head(name, spec, seed=..., **hparams)`` is the one way to make a head: hyperparameters are the fields of
 the head's frozen config dataclass (``head.config.to_dict()`` gives them back for saving), and the weights depend
@@ -68,7 +69,7 @@ def build_head(name: str, spec: CacheSpec, *, seed: int = 0, **hparams: Any) -> 
     Returns
     -------
     nn.Module
-        A head mapping a batch dict to logits (batch, 2, canvas, canvas); it has ``.spec``, ``.config`` and
+        A head mapping a batch dict to logits (batch, 2, side, side); it has ``.spec``, ``.config`` and
         ``.uses_features`` (False: the head reads only ``batch["image"]``).
     """
     config = head_config(name, **hparams)

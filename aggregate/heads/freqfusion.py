@@ -3,7 +3,8 @@
 FreqFusion upsamples the coarse map with content-adaptive low-pass kernels (CARAFE-style reassembly, which keeps
 the upsampled map smooth and free of aliasing inside objects) and sharpens the fine map with content-adaptive
 high-pass kernels (``x - lowpass(x)``, which keeps thin structures such as capillaries). The release needs mmcv's
-CUDA CARAFE op; here the reassembly is an ``F.unfold`` plus one ``einsum``, so it runs on the CPU and any GPU.
+CUDA CARAFE op; here the reassembly is a sum of shifted maps times kernel planes in plain PyTorch, so it runs on
+the CPU and any GPU without holding the unfolded neighbourhoods.
 
 Left out of the paper's module: the offset generator (feature resampling) and the refinement of the low-pass
 kernels with the fine map. Level maps whose sizes differ by ``2**k`` are upsampled by ``k`` chained x2 steps; any
@@ -31,6 +32,11 @@ def reassemble(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
     Output pixel ``(scale*i + a, scale*j + b)`` is the kernel-weighted sum of the ``k x k`` neighbourhood of input
     pixel ``(i, j)`` (zero padded); ``scale=1`` is a plain per-pixel local filter.
 
+    Written as a sum over the ``k*k`` taps of each sub-pixel phase ``(a, b)``, each a shifted view of ``x`` times
+    one kernel plane: no unfolded ``(sample, channel * k * k, y, x)`` tensor is ever held, so the memory of the
+    forward pass and of what autograd keeps for the backward pass is a few maps the size of the output, not
+    ``k * k`` times ``x`` (25x for FreqFusion's 5x5 upsampling kernels).
+
     Parameters
     ----------
     x
@@ -46,11 +52,20 @@ def reassemble(x: Tensor, kernels: Tensor, scale: int) -> Tensor:
         (sample, channel, scale*y, scale*x).
     """
     n, c, h, w = x.shape
-    taps = kernels.shape[1]
-    size = math.isqrt(taps)
-    patches = F.unfold(x, size, padding=size // 2).view(n, c, taps, h, w)
-    weights = kernels.view(n, taps, h, scale, w, scale)
-    return torch.einsum("nckhw,nkhawb->nchawb", patches, weights).reshape(n, c, h * scale, w * scale)
+    size = math.isqrt(kernels.shape[1])
+    padded = F.pad(x, [size // 2] * 4)
+    weights = kernels.view(n, size * size, h, scale, w, scale)
+    phases = []
+    for a in range(scale):
+        for b in range(scale):
+            phase = None
+            for tap in range(size * size):
+                dy, dx = divmod(tap, size)
+                term = padded[:, :, dy:dy + h, dx:dx + w] * weights[:, tap:tap + 1, :, a, :, b]
+                phase = term if phase is None else phase.add_(term)
+            phases.append(phase)
+    stacked = torch.stack(phases, dim=-1).view(n, c, h, w, scale, scale)
+    return stacked.permute(0, 1, 2, 4, 3, 5).reshape(n, c, h * scale, w * scale)
 
 
 class KernelPredictor(nn.Module):
@@ -110,7 +125,8 @@ class FreqFusion(nn.Module):
     channels
         Channels of all three maps.
     coarse_size, fine_size
-        (height, width) of the coarse and of the fine maps.
+        (height, width) of the coarse and of the fine maps over the whole canvas; they set the number of x2
+        upsampling steps.
     kernel_channels
         Channels of the kernel predictors' compressed map.
     upsample_kernel, highpass_kernel
@@ -123,15 +139,18 @@ class FreqFusion(nn.Module):
         steps, size = 0, coarse_size
         while 2 * size[0] <= fine_size[0] and 2 * size[1] <= fine_size[1]:
             steps, size = steps + 1, (2 * size[0], 2 * size[1])
-        self.fine_size = fine_size
         self.resize = size != fine_size
         self.upsample = nn.Sequential(*(AdaptiveUpsample(channels, kernel_channels, upsample_kernel)
                                         for _ in range(steps)))
         self.highpass = AdaptiveHighPass(channels, kernel_channels, highpass_kernel)
 
     def forward(self, coarse: Tensor, smooth: Tensor, detail: Tensor) -> Tensor:
-        """Fuse (sample, channel, coarse_y, coarse_x) into (sample, channel, fine_y, fine_x) maps."""
+        """Fuse (sample, channel, coarse_y, coarse_x) into (sample, channel, fine_y, fine_x) maps.
+
+        The sizes may be those of a window of the canvas rather than of the whole canvas: only their ratio is
+        fixed at construction.
+        """
         up = self.upsample(coarse)
         if self.resize:
-            up = F.interpolate(up, size=self.fine_size, mode="bilinear", align_corners=False)
+            up = F.interpolate(up, size=smooth.shape[-2:], mode="bilinear", align_corners=False)
         return up + smooth + self.highpass(detail)

@@ -17,7 +17,7 @@ NUM_CLASSES = 2
 
 
 def block_features(batch: dict[str, Tensor], spec: CacheSpec, block: BlockSpec) -> Tensor:
-    """One block's features as cached.
+    """One block's features as cached, over the whole canvas or over a window of it.
 
     Returns
     -------
@@ -27,18 +27,39 @@ def block_features(batch: dict[str, Tensor], spec: CacheSpec, block: BlockSpec) 
     Raises
     ------
     ConfigMismatchError
-        The batch lacks the block or its per-image shape is not the spec's.
+        The batch lacks the block, its (timestep, band, channel) shape is not the spec's, or its map does not
+        cover the same window as the image.
     """
     key = spec.feature_key(block)
     if key not in batch:
         raise ConfigMismatchError(f"batch lacks {key!r} (has {sorted(batch)}); use the cache the head was "
                                   "trained on")
     features = batch[key]
-    expected = spec.feature_shape(block)
+    expected = spec.feature_shape(block)[:3] + window_map_size(batch, spec, block)
     if tuple(features.shape[1:]) != expected:
         raise ConfigMismatchError(f"{key!r} has per-image shape {tuple(features.shape[1:])}, the head expects "
                                   f"{expected}; use the cache the head was trained on")
     return features
+
+
+def window_size(batch: dict[str, Tensor], spec: CacheSpec) -> int:
+    """Side in canvas pixels of the (square) window the batch covers: the canvas, or a training/inference window."""
+    first = spec.blocks[0]
+    features = batch.get(spec.feature_key(first))
+    if features is None:
+        raise ConfigMismatchError(f"batch lacks {spec.feature_key(first)!r} (has {sorted(batch)}); use the cache "
+                                  "the head was trained on")
+    if tuple(features.shape[-2:]) == spec.map_size(first):
+        return spec.canvas_size
+    return features.shape[-1] * spec.stride(first)
+
+
+def window_map_size(batch: dict[str, Tensor], spec: CacheSpec, block: BlockSpec) -> tuple[int, int]:
+    """(y, x) of ``block``'s map over the batch's window."""
+    side = window_size(batch, spec)
+    if side == spec.canvas_size:
+        return spec.map_size(block)
+    return side // spec.stride(block), side // spec.stride(block)
 
 
 def level_features(batch: dict[str, Tensor], spec: CacheSpec, level: str) -> Tensor:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dgss.aggregate.heads.inputs import NUM_CLASSES, block_features
+from dgss.aggregate.heads.inputs import NUM_CLASSES, block_features, window_size
 from dgss.aggregate.spec import CacheSpec
 from dgss.store.errors import ModelError
 
@@ -41,7 +41,7 @@ class MLPConfig:
 
 
 class MLPHead(nn.Module):
-    """Per-pixel MLP at canvas size over every block of ``spec``, returning (batch, 2, canvas, canvas) logits."""
+    """Per-pixel MLP over every block of ``spec``, returning (batch, 2, side, side) logits for the canvas or a window."""
 
     uses_features = True
 
@@ -61,10 +61,10 @@ class MLPHead(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        """Logits (batch, 2, canvas, canvas) from ``features/<block>`` (batch, timestep, band, channel, y, x)."""
-        canvas = (self.spec.canvas_size, self.spec.canvas_size)
+        """Logits (batch, 2, side, side) from ``features/<block>`` (batch, timestep, band, channel, y, x)."""
+        side = window_size(batch, self.spec)
         hidden = self.first_bias[None, :, None, None]
         for block, project in zip(self.spec.blocks, self.block_projections):
             features = block_features(batch, self.spec, block).flatten(1, 3)
-            hidden = hidden + F.interpolate(project(features), size=canvas, mode="bilinear", align_corners=False)
+            hidden = hidden + F.interpolate(project(features), size=(side, side), mode="bilinear", align_corners=False)
         return self.layers(hidden)

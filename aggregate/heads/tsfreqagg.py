@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d, folded_timestep_index
 from dgss.aggregate.heads.freqfusion import FreqFusion
-from dgss.aggregate.heads.inputs import NUM_CLASSES, level_features
+from dgss.aggregate.heads.inputs import NUM_CLASSES, level_features, window_size
 from dgss.aggregate.spec import CacheSpec
 from dgss.store.errors import ModelError
 
@@ -110,7 +110,8 @@ class TimeGate(nn.Module):
 
 
 class TSFreqAggHead(nn.Module):
-    """T&S-FreqAgg over the levels of ``spec`` (one to three), returning (batch, 2, canvas, canvas) logits."""
+    """T&S-FreqAgg over the levels of ``spec`` (one to three), returning (batch, 2, side, side) logits for a batch
+    that covers the whole canvas or a window of it (see ``dgss.aggregate.windows``)."""
 
     uses_features = True
 
@@ -140,7 +141,7 @@ class TSFreqAggHead(nn.Module):
         self.time_gate = TimeGate(steps)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        """Logits (batch, 2, canvas, canvas) from ``features/<block>`` (batch, timestep, band, channel, y, x)."""
+        """Logits (batch, 2, side, side) from ``features/<block>`` (batch, timestep, band, channel, y, x)."""
         return self.forward_with_gates(batch)[0]
 
     def forward_with_gates(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -157,7 +158,7 @@ class TSFreqAggHead(nn.Module):
             fused = refine(fusion(fused, smooth, detail))
         logits = self.classify(fused)
         mixed, gates = self.time_gate(logits.view(size, steps, *logits.shape[1:]))
-        canvas = (self.spec.canvas_size, self.spec.canvas_size)
-        if mixed.shape[-2:] != canvas:
-            mixed = F.interpolate(mixed, size=canvas, mode="bilinear", align_corners=False)
+        side = window_size(batch, self.spec)
+        if mixed.shape[-2:] != (side, side):
+            mixed = F.interpolate(mixed, size=(side, side), mode="bilinear", align_corners=False)
         return mixed, gates

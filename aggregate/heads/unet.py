@@ -58,12 +58,13 @@ class UNetHead(nn.Module):
         self.classify = nn.Conv2d(widths[0], NUM_CLASSES, 1)
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        """Logits (batch, 2, canvas, canvas) from ``image`` (batch, 3, canvas, canvas) in [0, 1]."""
+        """Logits (batch, 2, y, x) from ``image`` (batch, 3, y, x) in [0, 1]: the canvas or a window of it."""
         image = batch["image"]
-        canvas = self.spec.canvas_size
-        if tuple(image.shape[1:]) != (3, canvas, canvas):
+        multiple = 2**self.config.depth
+        if image.shape[1] != 3 or image.shape[2] % multiple or image.shape[3] % multiple:
             raise ConfigMismatchError(f"'image' has per-image shape {tuple(image.shape[1:])}, the head expects "
-                                      f"{(3, canvas, canvas)}; use the cache the head was trained on")
+                                      f"3 channels and sides divisible by {multiple}; use the cache the head was "
+                                      "trained on")
         skips = []
         x = image
         for index, stage in enumerate(self.down):

@@ -29,12 +29,12 @@ def test_split_with_no_done_image_is_an_error(aggregate_cache):
         split_indices(entry, "training")
 
 
-def test_item_holds_float32_features_and_canvas_labels(aggregate_cache):
+def test_item_holds_float16_features_as_cached_and_canvas_labels(aggregate_cache):
     entry = aggregate_cache("SRC", n_images=2)
     item = CachedImages([(entry, 1)])[0]
     assert set(item) == {*feature_names(entry), "image", "vessel", "fov"}
     features = item["features/up_blocks.2"]
-    assert features.dtype == torch.float32 and features.shape == (2, 4, 3, 16, 16)  # timestep, band, channel, y, x
+    assert features.dtype == torch.float16 and features.shape == (2, 4, 3, 16, 16)  # timestep, band, channel, y, x
     assert item["image"].shape == (3, 32, 32) and 0 <= item["image"].min() <= item["image"].max() <= 1
     assert item["vessel"].dtype == torch.int64 and item["fov"].dtype == torch.bool
     assert torch.equal(item["vessel"].bool(), torch.from_numpy(entry.read("vessel", 1)))

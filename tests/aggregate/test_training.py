@@ -21,11 +21,11 @@ from dgss.store.errors import DgssError, RunError, StoreError
 QUICK = HeadTrainingConfig(head="mlp", head_params={"hidden": [8]}, epochs=1, lr=1e-2)
 
 
-def test_config_round_trips_and_has_the_release_defaults():
-    config = HeadTrainingConfig(head="tsfreqagg", head_params={"width": 8}, ensemble=3, dice_weight=0.5)
+def test_config_round_trips_and_has_the_release_optimiser():
+    config = HeadTrainingConfig(head="tsfreqagg", head_params={"width": 8}, ensemble=3, dice_weight=0.5, window=None)
     assert HeadTrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     default = HeadTrainingConfig()
-    assert (default.lr, default.batch_size, default.seed, default.epochs, default.ensemble) == (2e-3, 2, 0, 100, 1)
+    assert (default.lr, default.batch_size, default.seed, default.ensemble) == (2e-3, 2, 0, 1)
 
 
 def test_config_rejects_unknown_fields_and_bad_values():

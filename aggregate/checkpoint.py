@@ -1,0 +1,82 @@
+"""The training checkpoint inside a run folder: where fit-head stopped, so that `--resume` continues it exactly.
+
+Written after every epoch through a temporary name and a rename, so a kill at any moment leaves the previous
+checkpoint or the new one, never half of one. It holds the member being trained, its epoch, weights, optimizer
+state and losses; members already finished are their head files beside it. Everything random in an epoch is
+seeded by (seed, member, epoch), so continuing from the start of an epoch repeats exactly what an uninterrupted
+run does there. The checkpoint is removed once `run.json` is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dgss.store.errors import RunError
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Training state after ``epoch`` epochs of ensemble member ``member``.
+
+    ``identity`` is what must not change between a run and its resumption (training config, sources, key);
+    ``losses`` holds the per-epoch mean loss of every member so far, the current one last.
+    """
+
+    identity: dict[str, Any]
+    member: int
+    epoch: int
+    head: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    losses: list[list[float]]
+
+
+def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
+    """Replace the run folder's checkpoint atomically."""
+    temporary = run_dir / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
+    torch.save({"identity": json.dumps(checkpoint.identity, sort_keys=True), "member": checkpoint.member,
+                "epoch": checkpoint.epoch, "head": checkpoint.head, "optimizer": checkpoint.optimizer,
+                "losses": checkpoint.losses}, temporary)
+    os.replace(temporary, run_dir / CHECKPOINT_FILE)
+
+
+def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | None:
+    """The run folder's checkpoint, None where there is none; RunError when it is corrupt or from other settings."""
+    path = run_dir / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        saved = json.loads(data["identity"])
+    except Exception as error:  # a truncated or foreign file: any of pickle's, zip's or json's errors
+        raise RunError(f"checkpoint {path} is corrupt ({type(error).__name__}): delete it, or pass --overwrite "
+                       "to train the run from the start") from None
+    expected = json.loads(json.dumps(identity, sort_keys=True))
+    if saved != expected:
+        changed = sorted(_changed_fields(saved, expected))
+        raise RunError(f"checkpoint {path} was written with other settings ({', '.join(changed)} differ): resume "
+                       "with the options of the stopped run, or pass --overwrite to start again")
+    return Checkpoint(identity=saved, member=int(data["member"]), epoch=int(data["epoch"]), head=data["head"],
+                      optimizer=data["optimizer"], losses=[list(map(float, member)) for member in data["losses"]])
+
+
+def remove_checkpoint(run_dir: Path) -> None:
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def _changed_fields(saved: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list[str]:
+    changed = []
+    for name in sorted(set(saved) | set(expected)):
+        old, new = saved.get(name), expected.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _changed_fields(old, new, f"{prefix}{name}.")
+        elif old != new:
+            changed.append(f"{prefix}{name}")
+    return changed
