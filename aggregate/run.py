@@ -40,8 +40,9 @@ RUN_FORMAT = 1
 RUN_FILE = "run.json"
 DEFAULT_TILE = 512
 """Side of the tiles a head is applied in, canvas pixels: the whole default 512 px canvas in one call."""
-DEFAULT_TILE_CONTEXT = 64
-"""Margin dropped from each inner tile edge, canvas pixels (see `dgss.aggregate.windows`)."""
+DEFAULT_TILE_CONTEXT = 96
+"""Margin dropped from each inner tile edge, canvas pixels: the receptive field of the T&S-FreqAgg head at the
+default strides (96 px, measured by its gradient), so tiles give the same logits as a whole canvas."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ def evaluate_command(
     tile: Annotated[int, typer.Option(min=0, help="Side of the tiles the heads are applied in, canvas pixels; 0: the "
                                                   "whole canvas at once.")] = 512,
     tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
-                                                          "pixels.")] = 64,
+                                                          "pixels.")] = 96,
 ) -> None:
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.

@@ -19,7 +19,7 @@ def predict(
     tile: Annotated[int, typer.Option(min=0, help="Side of the tiles the heads are applied in, canvas pixels; 0: the "
                                                   "whole canvas at once.")] = 512,
     tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
-                                                          "pixels.")] = 64,
+                                                          "pixels.")] = 96,
 ) -> None:
     """Compute features with the run's extraction config and segment each image at its native resolution."""
     for written in predict_images(run, images, out, model=model, device=device,
