@@ -28,13 +28,13 @@ def test_anchored_equals_independent_calls(extract_backbone, extract_images):
         features = extract_features(extract_backbone, extract_images, blocks=BLOCKS, timesteps=STEPS)
     finally:
         handle.remove()
-    assert features.passes == len(calls) == len(STEPS)
+    assert features.passes == len(STEPS) and features.calls == len(calls) == 1  # 32 px: all timesteps in one call
     assert features.maps["mid_block"].shape == (1, 3, 32, 8, 8)
     assert features.maps["up_blocks.2"].shape == (1, 3, 16, 32, 32)
     for index, step in enumerate(STEPS):
         with torch.no_grad(), tap_blocks(extract_backbone.network, ["up_blocks.2"]) as outputs:
             extract_backbone.network(extract_images, step)
-        assert torch.allclose(features.maps["up_blocks.2"][:, index], outputs["up_blocks.2"][0], atol=1e-6)
+        assert torch.allclose(features.maps["up_blocks.2"][:, index], outputs["up_blocks.2"][0], atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["anchored", "ddim", "noised"])
@@ -65,9 +65,9 @@ def test_ddim_features_make_one_pass_per_timestep(extract_backbone, extract_imag
     finally:
         handle.remove()
     anchored = extract_features(extract_backbone, extract_images, blocks=BLOCKS, timesteps=STEPS)
-    assert ddim.passes == len(calls) == len(STEPS)
-    # the first inversion pass is f(x0, t_1): the anchored features; later ones differ
-    assert torch.allclose(ddim.maps["mid_block"][:, 0], anchored.maps["mid_block"][:, 0])
+    assert ddim.passes == ddim.calls == len(calls) == len(STEPS)
+    # the first inversion pass is f(x0, t_1): the anchored features (batched, so to float rounding); later ones differ
+    assert torch.allclose(ddim.maps["mid_block"][:, 0], anchored.maps["mid_block"][:, 0], atol=1e-5)
     assert not torch.allclose(ddim.maps["mid_block"][:, 2], anchored.maps["mid_block"][:, 2])
 
 
