@@ -212,13 +212,15 @@ def load_head_weights(head: nn.Module, path: Path, device: torch.device | str = 
 
 
 def batch_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
-    """Tensors (or numpy arrays) on `device`; floating ones (float16 features) as float32, as the heads expect."""
+    """Tensors (or numpy arrays) on `device`. Features keep their dtype (float16 as cached: the heads widen them
+    level by level, so the whole batch is never held twice); other floating arrays become float32."""
     moved = {}
     for name, value in batch.items():
         tensor = torch.from_numpy(np.asarray(value)) if isinstance(value, np.ndarray) else value
         if not isinstance(tensor, torch.Tensor):
             continue
-        moved[name] = tensor.to(device=device, dtype=torch.float32 if tensor.is_floating_point() else None)
+        widen = tensor.is_floating_point() and not name.startswith("features/")
+        moved[name] = tensor.to(device=device, dtype=torch.float32 if widen else None)
     return moved
 
 

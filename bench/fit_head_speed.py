@@ -72,11 +72,15 @@ def max_feature_difference(entry: Entry, extractor: FeatureExtractor, index: int
 
 
 def seconds_per_epoch(images: Dataset, spec: CacheSpec, config: HeadTrainingConfig) -> float:
-    """Wall seconds per epoch of `train_heads` over `config.epochs` epochs, after a one-epoch warm-up run."""
-    train_heads(images, spec, dataclasses.replace(config, epochs=1))
-    start = time.perf_counter()
-    train_heads(images, spec, config)
-    return (time.perf_counter() - start) / config.epochs
+    """Wall seconds per epoch of `train_heads` over `config.epochs` epochs, after a one-epoch warm-up run.
+
+    Each run writes its checkpoints into a fresh folder, so neither resumes the other.
+    """
+    with tempfile.TemporaryDirectory() as warm_up, tempfile.TemporaryDirectory() as timed:
+        train_heads(images, spec, dataclasses.replace(config, epochs=1), Path(warm_up), {})
+        start = time.perf_counter()
+        train_heads(images, spec, config, Path(timed), {})
+        return (time.perf_counter() - start) / config.epochs
 
 
 def main() -> None:
@@ -88,6 +92,7 @@ def main() -> None:
     parser.add_argument("--head", default="tsfreqagg")
     parser.add_argument("--width", type=int, default=32, help="tsfreqagg width (ignored by other heads)")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs per side, after one warm-up epoch")
+    parser.add_argument("--window", type=int, default=128, help="training window, canvas px (0: whole canvases)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
@@ -97,10 +102,11 @@ def main() -> None:
         cached = CachedImages([(entry, index) for index in indices])
         extractor = FeatureExtractor(load_backbone(model), ExtractionConfig.from_dict(entry.config))
         spec = CacheSpec.from_entry_attrs(entry.config, entry.attrs)
-        config = HeadTrainingConfig(head=args.head, epochs=args.epochs,
+        config = HeadTrainingConfig(head=args.head, epochs=args.epochs, window=args.window or None,
                                     head_params={"width": args.width} if args.head == "tsfreqagg" else {})
         print(f"{len(indices)} training image(s) of {entry.dataset}, {len(entry.config['timesteps'])} timesteps, "
-              f"blocks {', '.join(entry.config['blocks'])}, head {args.head}, {args.threads} thread(s)")
+              f"blocks {', '.join(entry.config['blocks'])}, head {args.head} width {args.width}, "
+              f"window {args.window or 'whole canvas'}, {args.threads} thread(s)")
         difference = max_feature_difference(entry, extractor, indices[0])
         print(f"max |recomputed - cached| feature on image {entry.image_ids[indices[0]]}: {difference:.3g} "
               f"(store rounds float16 to {entry.config['mantissa_bits']} mantissa bits)")

@@ -63,11 +63,12 @@ def window_map_size(batch: dict[str, Tensor], spec: CacheSpec, block: BlockSpec)
 
 
 def level_features(batch: dict[str, Tensor], spec: CacheSpec, level: str) -> Tensor:
-    """A level's blocks concatenated along channels, in cache order.
+    """A level's blocks concatenated along channels, in cache order, as float32.
 
     Returns
     -------
     Tensor
         (batch, timestep, band, level_channel, y, x).
     """
-    return torch.cat([block_features(batch, spec, b) for b in spec.level_blocks(level)], dim=3)
+    blocks = [block_features(batch, spec, b) for b in spec.level_blocks(level)]
+    return (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=3)).float()

@@ -65,6 +65,6 @@ class MLPHead(nn.Module):
         side = window_size(batch, self.spec)
         hidden = self.first_bias[None, :, None, None]
         for block, project in zip(self.spec.blocks, self.block_projections):
-            features = block_features(batch, self.spec, block).flatten(1, 3)
+            features = block_features(batch, self.spec, block).flatten(1, 3).float()
             hidden = hidden + F.interpolate(project(features), size=(side, side), mode="bilinear", align_corners=False)
         return self.layers(hidden)

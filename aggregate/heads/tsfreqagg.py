@@ -36,7 +36,7 @@ from dgss.store.errors import ModelError
 class TSFreqAggConfig:
     """Hyperparameters of the T&S-FreqAgg head (defaults as released, kernel channels as chosen here)."""
 
-    width: int = 384
+    width: int = 64
     dropout: float = 0.2
     kernel_channels: int = 64
     upsample_kernel: int = 5
