@@ -146,3 +146,21 @@ def test_fit_head_command_error_is_one_line_and_non_zero(aggregate_cache, tmp_pa
     error = capsys.readouterr().err
     assert error.startswith("error: no features for NOPE") and error.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_head_command_window_options_and_an_existing_out(aggregate_cache, tmp_path, monkeypatch, capsys):
+    aggregate_cache("A", n_images=2)
+    args = ["dgss", "fit-head", "--source", "A", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "run"),
+            "--head", "mlp", "--head-param", "hidden=[4]", "--epochs", "1", "--window", "0"]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    assert json.loads((tmp_path / "run" / RUN_FILE).read_text())["training"]["window"] is None
+    capsys.readouterr()
+    for extra, message in (([], "already holds a finished run"), (["--resume", "--overwrite"], "contradict")):
+        monkeypatch.setattr(sys, "argv", [*args, *extra])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        error = capsys.readouterr().err
+        assert exit_info.value.code == 1 and message in error and error.count("\n") == 1
