@@ -74,7 +74,10 @@ def main() -> None:
     if args.child:
         child(*args.child, args.head, args.epochs)
         return
-    print(f"canvas {args.canvas}, {args.channels} channels x 3 blocks, head {args.head}, {args.epochs} epoch(s)")
+    from dgss.aggregate.training import HeadTrainingConfig
+
+    settings = HeadTrainingConfig(head=args.head, epochs=args.epochs, batch_size=2).to_dict()
+    print(f"canvas {args.canvas}, {args.channels} channels x 3 blocks; training settings {settings} (head defaults)")
     print(f"{'images':>7} {'cache MiB':>10} {'floor MiB':>10} {'peak MiB':>9}")
     peaks = []
     with tempfile.TemporaryDirectory() as scratch:
