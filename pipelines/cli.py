@@ -15,6 +15,7 @@ from dgss.pipelines import (  # noqa: F401
     blocks_command,
     extract_command,
     info_command,
+    verify_command,
     fit_head_command,
     evaluate_command,
     predict_command,

@@ -140,11 +140,9 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         coords=extractor.entry_coords(),
         attrs={**extractor.entry_attrs(), "command": request.command, "data_root": str(request.data_root or "")},
     )
+    # Overwrite goes image by image: each image keeps its old data, marked done, until write_image replaces it.
     done = entry.done()
     todo = list(range(len(ids))) if request.overwrite else [i for i in range(len(ids)) if not done[i]]
-    for index in todo:
-        if done[index]:
-            entry.clear(index)
     task = _ImageTask(
         dataset=reader.name,
         data_root=str(request.data_root) if request.data_root else None,

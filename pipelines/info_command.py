@@ -15,10 +15,13 @@ def info(store: Annotated[Path, typer.Argument(help="Feature store directory (a 
     entries = summarize(store)
     typer.echo(f"store {store}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for entry in entries:
+        damaged = f" ({entry['images_damaged']} damaged)" if entry["images_damaged"] else ""
         typer.echo(
-            f"{entry['dataset']}  key {entry['key']}  {entry['images_done']}/{entry['images_total']} images done  "
-            f"{_format_bytes(entry['bytes_stored'])} on disk  ratio {entry['compression_ratio']:.2f}x"
+            f"{entry['dataset']}  key {entry['key']}  {entry['images_done']}/{entry['images_total']} images done"
+            f"{damaged}  {_format_bytes(entry['bytes_stored'])} on disk  ratio {entry['compression_ratio']:.2f}x"
         )
+        if damaged:
+            typer.echo(f"    damaged: run `dgss verify --store {store} --repair`, then extract again to recompute them")
         for name, value in entry["config"].items():
             typer.echo(f"    {name}: {_format_value(value)}")
 

@@ -1,17 +1,21 @@
 """One cached (dataset, config key) entry: its per-image arrays and the `done` marker that makes writes safe.
 
 An image is written as whole chunks (one image per chunk), each chunk file replaced atomically by zarr's local
-store, and `done[i]` is set only after all of image i's arrays. So processes may write different images at once
-without locks, and a run killed at any point leaves no image marked done with incomplete data.
+store, and `done[i]` is set only after all of image i's arrays and their checksums. So processes may write different
+images at once without locks, and a run killed at any point leaves no image marked done with incomplete data. Reads
+check that the chunk exists, decodes and matches its checksum, so damage on disk is an error naming the image.
 """
 
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import zarr
+from zarr.core.sync import sync
 
-from dgss.store.errors import StoreError
-from dgss.store.schema import DONE_ARRAY, ArraySpec
+from dgss.store.errors import DamagedImageError, StoreError
+from dgss.store.integrity import WRITE_CONFIG, ChunkDamage, checksum, chunk_path, read_image_chunk, stored_keys
+from dgss.store.schema import CHECKSUM_ARRAY, DONE_ARRAY, ArraySpec
 
 ENTRY_ATTR = "dgss_entry"
 """Group attribute that describes an entry; written last, so a group without it is an unfinished creation."""
@@ -67,9 +71,12 @@ class Entry:
                 f"entry {self.dataset}/{self.key} in {self._location} has no array {name!r}; "
                 f"it has: {', '.join(self.array_specs)}"
             )
-        if name not in self._arrays:
-            self._arrays[name] = self._group[name]
-        return self._arrays[name]
+        return self._open(name)
+
+    @cached_property
+    def has_checksums(self) -> bool:
+        """Whether images carry checksums; entries written before dgss stored them do not (they read unverified)."""
+        return bool(sync(self._group.store_path.store.exists(f"{self._group.path}/{CHECKSUM_ARRAY}/zarr.json")))
 
     def indices(self, split: str | None = None) -> list[int]:
         """Store indices of the images in `split` (all images when None), in store order."""
@@ -82,10 +89,24 @@ class Entry:
 
     def done(self) -> np.ndarray:
         """Completion marker per image, shape (image,) bool."""
-        return np.asarray(self._done_array()[:], dtype=bool)
+        try:
+            return np.asarray(self._open(DONE_ARRAY)[:], dtype=bool)
+        except (RuntimeError, ValueError) as error:
+            raise StoreError(
+                f"done markers of {self.dataset}/{self.key} in {self._location} do not decode ({error}): every file "
+                f"under {self._group.path}/{DONE_ARRAY}/c should be 1 byte; delete any other and re-run extract"
+            ) from None
+
+    def missing_chunk_images(self) -> list[int]:
+        """Done images with a chunk file missing, from one listing of the entry's keys: cheap enough for `dgss info`."""
+        names = [*self.array_specs, *([CHECKSUM_ARRAY] if self.has_checksums else [])]
+        arrays = [self._open(name) for name in names]
+        keys = stored_keys(self._group)
+        done = np.flatnonzero(self.done())
+        return [int(index) for index in done if any(chunk_path(array, index) not in keys for array in arrays)]
 
     def write_image(self, index: int, arrays: dict[str, np.ndarray]) -> None:
-        """Write all of one image's arrays, then mark it done.
+        """Write all of one image's arrays and their checksums, then mark it done.
 
         Parameters
         ----------
@@ -100,33 +121,94 @@ class Entry:
         """
         self._check_index(index)
         values = self._checked_values(arrays)
-        done = self._done_array()
-        if done[index]:
+        done = self._open(DONE_ARRAY)
+        if self._is_done(index):
             done[index] = 0
         for name, value in values.items():
             self.array(name)[index] = value
+        if self.has_checksums:
+            names = self._checksum_names()
+            self._open(CHECKSUM_ARRAY)[index] = [checksum(values[name]) for name in names]
         done[index] = 1
 
     def clear(self, index: int) -> None:
-        """Unmark image `index` as done (for `--overwrite`); its data is rewritten by the next `write_image`."""
+        """Unmark image `index` as done (for `dgss verify --repair`); the next extract run recomputes it."""
         self._check_index(index)
-        self._done_array()[index] = 0
+        self._open(DONE_ARRAY)[index] = 0
 
     def read(self, name: str, index: int) -> np.ndarray:
-        """One image's array `name`, shape `array_specs[name].shape`; StoreError if that image is not done."""
+        """One image's array `name`, shape `array_specs[name].shape`, checked against its checksum when it has one.
+
+        StoreError if that image is not done; DamagedImageError if its chunk is missing, does not decode, or does
+        not match its checksum (a missing chunk never reads as the fill value).
+        """
         self._check_index(index)
         array = self.array(name)
-        if not self._done_array()[index]:
+        if not self._is_done(index):
             raise StoreError(
                 f"image {self.image_ids[index]!r} (index {index}) of {self.dataset}/{self.key} in {self._location} "
                 f"is not done: run `dgss extract --dataset {self.dataset} --store {self._location}` to finish it"
             )
-        return np.asarray(array[index])
+        try:
+            value = read_image_chunk(array, index)
+            expected = self._expected_checksum(name, index)
+        except ChunkDamage as damage:
+            raise self._damaged(index, name, str(damage)) from None
+        found = checksum(value) if expected is not None else None
+        if found != expected:
+            path = chunk_path(array, index)
+            reason = f"does not match its checksum (crc32 of {path}: {found:08x}, written {expected:08x})"
+            raise self._damaged(index, name, reason)
+        return value
 
-    def _done_array(self) -> zarr.Array:
-        if DONE_ARRAY not in self._arrays:
-            self._arrays[DONE_ARRAY] = self._group[DONE_ARRAY]
-        return self._arrays[DONE_ARRAY]
+    def _is_done(self, index: int) -> bool:
+        """Image `index`'s marker alone (one 1-byte file), for the per-read check."""
+        done = self._open(DONE_ARRAY)
+        try:
+            return bool(done[index])
+        except (RuntimeError, ValueError) as error:
+            raise StoreError(
+                f"done marker of image {self.image_ids[index]!r} of {self.dataset}/{self.key} in {self._location} "
+                f"does not decode ({error}): delete {chunk_path(done, index)} and re-run extract to recompute it"
+            ) from None
+
+    def _expected_checksum(self, name: str, index: int) -> int | None:
+        """The CRC-32 written with image `index`'s array `name`; None for entries made before checksums."""
+        if not self.has_checksums:
+            return None
+        try:
+            row = read_image_chunk(self._open(CHECKSUM_ARRAY), index)
+        except ChunkDamage as damage:
+            raise ChunkDamage(f"cannot be checked: its {CHECKSUM_ARRAY} row {damage}") from None
+        return int(row[self._checksum_names().index(name)])
+
+    def _checksum_names(self) -> list[str]:
+        """Array names in the order of a checksum row (kept with the checksum array, so the order is never guessed)."""
+        return list(self._open(CHECKSUM_ARRAY).attrs["arrays"])
+
+    def _damaged(self, index: int, name: str, reason: str) -> DamagedImageError:
+        image_id = self.image_ids[index]
+        return DamagedImageError(
+            f"image {image_id!r} (index {index}) of {self.dataset}/{self.key} in {self._location}: array {name!r} "
+            f"{reason}; run `dgss verify --store {self._location} --repair`, then "
+            f"`dgss extract --dataset {self.dataset} --store {self._location}` to recompute it",
+            image_id=image_id,
+            array=name,
+            reason=reason,
+        )
+
+    def _open(self, name: str) -> zarr.Array:
+        """The array `name`, opened once, writing every chunk; StoreError naming its metadata file if unreadable."""
+        if name not in self._arrays:
+            try:
+                self._arrays[name] = self._group[name].with_config(WRITE_CONFIG)
+            except (KeyError, ValueError) as error:  # a missing zarr.json, or JSON / metadata that does not parse
+                raise StoreError(
+                    f"array {name!r} of {self.dataset}/{self.key} in {self._location} has missing or unreadable "
+                    f"metadata ({self._group.path}/{name}/zarr.json: {error}): no image of it reads; "
+                    f"extract into a new store, or delete {self._group.path} from this one and re-extract"
+                ) from None
+        return self._arrays[name]
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < len(self.image_ids):

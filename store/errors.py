@@ -21,6 +21,19 @@ class StoreError(DgssError, ValueError):
     """A feature store is missing, not a store, written by another schema version, or lacks an entry."""
 
 
+class DamagedImageError(StoreError):
+    """An image marked done has a chunk that is missing, does not decode, or fails its checksum.
+
+    `image_id` and `array` say what to recompute; `reason` says what is wrong, without the fix (for `dgss verify`).
+    """
+
+    def __init__(self, message: str, *, image_id: str, array: str, reason: str) -> None:
+        super().__init__(message)
+        self.image_id = image_id
+        self.array = array
+        self.reason = reason
+
+
 class ConfigMismatchError(StoreError):
     """An entry or run was made with a different config than the one given; names the field that differs."""
 

@@ -2,7 +2,9 @@
 
 Layout: root group attrs {"dgss_schema": SCHEMA_VERSION}; entry groups at `<dataset>/<key>`; inside an entry one
 array per name (a "/" in a name makes nested groups) with a leading `image` dim chunked one image per chunk, and a
-`done` (image,) uint8 marker. Failing calls check everything before they write, so nothing cached is touched.
+`done` (image,) uint8 marker, written after a `checksums` (image, array) uint32 row of one CRC-32 per array (absent
+in entries written before dgss stored checksums: their images read unverified). Failing calls check everything
+before they write, so nothing cached is touched.
 """
 
 import hashlib
@@ -20,7 +22,9 @@ from zarr.core.sync import sync
 
 from dgss.store.entry import ENTRY_ATTR, Entry
 from dgss.store.errors import ConfigMismatchError, StoreError
+from dgss.store.integrity import CHECKSUM_DTYPE
 from dgss.store.schema import (
+    CHECKSUM_ARRAY,
     DONE_ARRAY,
     IMAGE_DIM,
     SCHEMA_VERSION,
@@ -45,6 +49,7 @@ class EntryInfo:
     key: str
     config: dict[str, Any]
     n_done: int
+    n_damaged: int  # done images with a chunk file missing (a listing finds them; `dgss verify` finds the rest)
     n_total: int
     bytes_stored: int  # every stored byte under the entry, incl. images not done
     bytes_raw: int  # uncompressed bytes of the done images
@@ -114,6 +119,15 @@ class FeatureStore:
                 dimension_names=(IMAGE_DIM, *spec.dims),
             )
         group.create_array(
+            CHECKSUM_ARRAY,
+            shape=(len(image_ids), len(arrays)),
+            chunks=(1, len(arrays)),
+            dtype=CHECKSUM_DTYPE,
+            compressors=None,
+            dimension_names=(IMAGE_DIM, "checksummed_array"),
+            attributes={"arrays": list(arrays), "algorithm": "crc32"},
+        )
+        group.create_array(
             DONE_ARRAY,
             shape=(len(image_ids),),
             chunks=(1,),
@@ -127,6 +141,13 @@ class FeatureStore:
     def entries(self) -> list[EntryInfo]:
         """Every complete entry, sorted by dataset then key, with done counts and byte counts."""
         return [_entry_info(entry) for entry in self._all_entries()]
+
+    def open_entries(self, dataset: str | None = None) -> list[Entry]:
+        """Handles on every complete entry (of `dataset` only, when given: StoreError if it has none)."""
+        found = [entry for entry in self._all_entries() if dataset is None or entry.dataset == dataset]
+        if dataset is not None and not found:
+            raise self._absent(dataset)
+        return found
 
     def entry(self, dataset: str, key: str | None = None) -> Entry:
         """The entry of `dataset` under `key`; with no key, the dataset's only entry.
@@ -142,8 +163,11 @@ class FeatureStore:
         if candidates:
             keys = ", ".join(entry.key for entry in candidates)
             raise StoreError(f"dataset {dataset!r} has several configs in {self.location}: {keys}; pass one key")
+        raise self._absent(dataset, key)
+
+    def _absent(self, dataset: str, key: str | None = None) -> StoreError:
         wanted = dataset if key is None else f"{dataset} (key {key})"
-        raise StoreError(
+        return StoreError(
             f"no features for {wanted} in {self.location}; cached: {self._cached_text()}; "
             f"`dgss extract --dataset {dataset} --store {self.location}` would add it"
         )
@@ -257,7 +281,8 @@ def _json_values(value: Any, what: str) -> Any:
 def _check_array_names(names: list[str]) -> None:
     for name in names:
         parts = name.split("/")
-        if name == DONE_ARRAY or any(not part or part.startswith(".") for part in parts) or name == "zarr.json":
+        reserved = parts[0] in (DONE_ARRAY, CHECKSUM_ARRAY) or name == "zarr.json"
+        if reserved or any(not part or part.startswith(".") for part in parts):
             raise StoreError(f"array name {name!r} is reserved or not a plain path: use e.g. 'features/up_blocks.1'")
         prefixes = {"/".join(parts[:depth]) for depth in range(1, len(parts))}
         if prefixes & set(names):
@@ -309,6 +334,7 @@ def _entry_info(entry: Entry) -> EntryInfo:
         key=entry.key,
         config=entry.config,
         n_done=n_done,
+        n_damaged=len(entry.missing_chunk_images()),
         n_total=len(entry.image_ids),
         bytes_stored=sync(group.store_path.store.getsize_prefix(group.store_path.path)),
         bytes_raw=n_done * per_image,

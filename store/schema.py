@@ -21,6 +21,8 @@ SCHEMA_VERSION: int = 1
 DTYPES: tuple[str, ...] = ("float16", "float32", "float64", "uint8", "bool", "int64")
 IMAGE_DIM = "image"
 DONE_ARRAY = "done"
+CHECKSUM_ARRAY = "checksums"
+"""Per image, a CRC-32 of each array (image, array) uint32, written before `done`; entries made before it lack it."""
 
 
 def canonical_config(config: Any, *, what: str = "config") -> str:

@@ -6,7 +6,8 @@ from dgss.store.feature_store import FeatureStore, StoreLike
 
 
 def summarize(path: StoreLike) -> list[dict[str, Any]]:
-    """One dict per entry: dataset, key, config (its parameters), images_done, images_total, bytes_stored
+    """One dict per entry: dataset, key, config (its parameters), images_done, images_damaged (done images with a
+    chunk file missing; `dgss verify` finds the rest), images_total, bytes_stored
     (bytes on disk under the entry), bytes_raw (uncompressed bytes of the done images) and compression_ratio
     (bytes_raw / bytes_stored). Raises StoreError when `path` is not a dgss store."""
     return [
@@ -15,6 +16,7 @@ def summarize(path: StoreLike) -> list[dict[str, Any]]:
             "key": info.key,
             "config": info.config,
             "images_done": info.n_done,
+            "images_damaged": info.n_damaged,
             "images_total": info.n_total,
             "bytes_stored": info.bytes_stored,
             "bytes_raw": info.bytes_raw,

@@ -1,6 +1,7 @@
 """A lazy xarray view of one entry, for notebooks and analysis: named dims, coordinates, dask-backed data.
 
 Features are float16: cast with `.astype("float32")` before reductions, because a dask mean of float16 overflows.
+Dask reads the chunks directly, without the checks of `Entry.read`: run `dgss verify` on a store you doubt.
 """
 
 import dask.array

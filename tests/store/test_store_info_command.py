@@ -1,4 +1,4 @@
-"""`dgss info STORE` prints each entry's dataset, key, parameters, done/total, bytes on disk and ratio."""
+"""`dgss info STORE` prints each entry's dataset, key, parameters, done/total (and damaged), bytes on disk and ratio."""
 
 from pathlib import Path
 
@@ -9,6 +9,7 @@ from dgss.pipelines.app import app
 from dgss.pipelines.info_command import info
 from dgss.store import FeatureStore
 from dgss.store.errors import StoreError
+from dgss.store.integrity import chunk_path
 from store_samples import entry_kwargs, image_arrays
 
 
@@ -38,3 +39,13 @@ def test_info_on_a_non_store(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     result = _invoke(str(tmp_path))
     assert isinstance(result.exception, StoreError)
+
+
+def test_info_flags_done_images_with_a_missing_chunk(tmp_path: Path) -> None:
+    entry = FeatureStore(tmp_path).require_entry(**entry_kwargs())
+    entry.write_image(0, image_arrays(0))
+    (tmp_path / chunk_path(entry.group["vessel"], 0)).unlink()
+    result = _invoke(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "1/4 images done (1 damaged)" in result.output
+    assert f"dgss verify --store {tmp_path} --repair" in result.output
