@@ -48,7 +48,7 @@ class HeadTrainingConfig:
     epochs: int = 40
     batch_size: int = 2
     window: int | None = 128
-    windows_per_image: int = 4
+    windows_per_image: int = 2
     lr: float = 2e-3
     seed: int = 0
     ensemble: int = 1

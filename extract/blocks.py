@@ -1,11 +1,14 @@
 """Which decoder blocks can be tapped, their map sizes, and the coarse/middle/fine levels the head expects.
 
 Blocks are read with forward hooks registered for the duration of a ``with`` block, so the model is never edited.
+A hook records only the passes of the thread that registered it: a Dask worker running two images at once in two
+threads on one shared network must not mix their maps.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -52,7 +55,7 @@ def check_blocks(backbone: Backbone, names: Sequence[str]) -> None:
 
 @contextmanager
 def tap_blocks(network: nn.Module, names: Sequence[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
-    """Record the outputs of the named submodules for every pass run inside the ``with`` block.
+    """Record the outputs of the named submodules for every pass this thread runs inside the ``with`` block.
 
     Yields
     ------
@@ -65,18 +68,19 @@ def tap_blocks(network: nn.Module, names: Sequence[str]) -> Iterator[dict[str, l
     try:
         for name in names:
             module = network.get_submodule(name)
-            handles.append(module.register_forward_hook(_make_recorder(outputs[name])))
+            handles.append(module.register_forward_hook(_make_recorder(outputs[name], threading.get_ident())))
         yield outputs
     finally:
         for handle in handles:
             handle.remove()
 
 
-def _make_recorder(store: list[torch.Tensor]):
-    """A forward hook appending the block's output map (detached) to ``store``."""
+def _make_recorder(store: list[torch.Tensor], thread: int):
+    """A forward hook appending the block's output map (detached) to ``store`` for passes run by ``thread``."""
 
     def record(module: nn.Module, inputs: tuple, output: torch.Tensor | tuple) -> None:
-        store.append((output[0] if isinstance(output, tuple) else output).detach())
+        if threading.get_ident() == thread:
+            store.append((output[0] if isinstance(output, tuple) else output).detach())
 
     return record
 

@@ -1,5 +1,8 @@
 """The typer application every `dgss` command registers on (one module per command topic)."""
 
+import importlib.metadata
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -7,4 +10,19 @@ app = typer.Typer(
     help="Domain-generalizable retinal vessel segmentation from cached diffusion features.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"dgss {importlib.metadata.version('dgss')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the dgss version and exit.")] = False,
+) -> None:
+    """Domain-generalizable retinal vessel segmentation from cached diffusion features."""

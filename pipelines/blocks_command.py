@@ -4,22 +4,26 @@ from typing import Annotated
 
 import typer
 
-from dgss.extract.backbone import load_backbone
-from dgss.extract.blocks import default_blocks, group_levels, list_blocks, select_blocks
-from dgss.extract.config import default_timesteps
 from dgss.pipelines.app import app
 from dgss.store.errors import ModelError
 
 
 @app.command()
 def blocks(
-    model: Annotated[str, typer.Option(help="Diffusers UNet2DModel folder (or pipeline folder / hub id).")],
+    model: Annotated[str, typer.Option(help="Diffusers UNet2DModel folder, pipeline folder, hub id or shipped "
+                                            "backbone name; default: the shipped backbone.")] = "",
     input_size: Annotated[
         int | None, typer.Option(help="Model input side in pixels; default: the model's sample size.")
     ] = None,
 ) -> None:
     """List tappable decoder blocks (name, channels, map size, stride) and the default coarse/middle/fine blocks."""
-    backbone = load_backbone(model)
+    # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
+    from dgss.extract.backbone import load_backbone
+    from dgss.extract.blocks import default_blocks, group_levels, list_blocks, select_blocks
+    from dgss.extract.config import default_timesteps
+    from dgss.extract.shipped import resolve_model
+
+    backbone = load_backbone(resolve_model(model))
     size = input_size or backbone.sample_size
     if size is None:
         raise ModelError(f"model {model} does not say its sample size; pass --input-size")

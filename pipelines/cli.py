@@ -3,8 +3,6 @@
 import logging
 import sys
 
-import click
-
 from dgss.pipelines.app import app
 from dgss.store.errors import DgssError
 
@@ -24,19 +22,11 @@ from dgss.pipelines import (  # noqa: F401
 
 
 def main() -> None:
-    """Run the CLI; a DgssError becomes `error: <message>` on stderr and exit code 1; warnings are one line."""
+    """Run the CLI in typer's standalone mode (usage errors print the usage and exit 2, `-h`, `--version`);
+    a DgssError becomes `error: <message>` on stderr and exit code 1; warnings are one line."""
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     try:
-        code = app(standalone_mode=False)
+        app()
     except DgssError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.Abort:
-        print("aborted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,16 @@ class ExtractionRequest:
     scheduler: str | None = None
     overwrite: bool = False
     command: str = field(default_factory=lambda: " ".join(sys.argv))
+
+    def __post_init__(self) -> None:
+        """Refuse counts that would hang a cluster or silently fall back to a default, before any work."""
+        from dgss.store.errors import DgssError
+
+        minimums = {"workers": 0, "threads_per_worker": 1, "ensemble": 1, "tile_overlap": 0, "mantissa_bits": 0}
+        minimums.update({name: 8 for name in ("input_size", "canvas_size") if getattr(self, name) is not None})
+        for name, minimum in minimums.items():
+            if getattr(self, name) < minimum:
+                raise DgssError(f"{name.replace('_', '-')} must be at least {minimum}, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -77,25 +88,37 @@ class _ImageTask:
 
 
 _WORKER_CACHE: dict[_ImageTask, tuple[Any, Any, Any]] = {}
+_WORKER_LOCK = threading.Lock()
 
 
 def _loaded(task: _ImageTask) -> tuple[Any, Any, Any]:
-    """The reader, extractor and entry of `task`, loaded once per process (one model per worker)."""
-    if task not in _WORKER_CACHE:
-        import torch
+    """The reader, extractor and entry of `task`, loaded once per process (one model per worker).
 
-        from dgss.extract.backbone import load_backbone
-        from dgss.extract.config import ExtractionConfig
-        from dgss.extract.datasets import get_dataset
-        from dgss.extract.extractor import FeatureExtractor
-        from dgss.store import FeatureStore
+    A long-lived worker (a `--scheduler` cluster) serves run after run: loading a new task's model drops the
+    previous one, so a worker never holds more than one backbone. The lock keeps tasks that run at once in one
+    worker's threads from loading the model twice.
+    """
+    with _WORKER_LOCK:
+        if task not in _WORKER_CACHE:
+            _WORKER_CACHE.clear()
+            _WORKER_CACHE[task] = _load(task)
+        return _WORKER_CACHE[task]
 
-        torch.set_num_threads(task.threads)
-        config = ExtractionConfig.from_dict(json.loads(task.config_json))
-        extractor = FeatureExtractor(load_backbone(task.model, task.device), config)
-        entry = FeatureStore(task.store, create=False).entry(task.dataset, task.key)
-        _WORKER_CACHE[task] = (get_dataset(task.dataset, task.data_root), extractor, entry)
-    return _WORKER_CACHE[task]
+
+def _load(task: _ImageTask) -> tuple[Any, Any, Any]:
+    import torch
+
+    from dgss.extract.backbone import load_backbone
+    from dgss.extract.config import ExtractionConfig
+    from dgss.extract.datasets import get_dataset
+    from dgss.extract.extractor import FeatureExtractor
+    from dgss.store import FeatureStore
+
+    torch.set_num_threads(task.threads)
+    config = ExtractionConfig.from_dict(json.loads(task.config_json))
+    extractor = FeatureExtractor(load_backbone(task.model, task.device), config)
+    entry = FeatureStore(task.store, create=False).entry(task.dataset, task.key)
+    return get_dataset(task.dataset, task.data_root), extractor, entry
 
 
 def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
@@ -163,7 +186,6 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
                 task,
                 todo,
                 workers=request.workers,
-                threads_per_worker=request.threads_per_worker,
                 scheduler=request.scheduler,
                 description=f"extract {reader.name}",
             )

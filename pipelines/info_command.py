@@ -6,12 +6,13 @@ from typing import Annotated, Any
 import typer
 
 from dgss.pipelines.app import app
-from dgss.store import summarize
 
 
 @app.command()
 def info(store: Annotated[Path, typer.Argument(help="Feature store directory (a dgss Zarr store).")]) -> None:
     """List the store's datasets and configs: parameters, images done/total, bytes on disk, compression ratio."""
+    from dgss.store import summarize  # here, so that `dgss --help` does not import zarr
+
     entries = summarize(store)
     typer.echo(f"store {store}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for entry in entries:

@@ -1,8 +1,9 @@
 """Run one task per image, in this process or on a Dask cluster, with a progress bar that follows the results.
 
 Every task writes only its own image's chunks, so tasks need no locks and may finish in any order. With `workers`
-> 0 a `dask.distributed.LocalCluster` of that many single-process workers is started (and closed afterwards);
-with `scheduler` an existing cluster is used as it is.
+> 0 a `dask.distributed.LocalCluster` of that many single-process workers is started (and closed afterwards), each
+running one task at a time (a task's parallelism is its torch threads, set by the task itself); with `scheduler`
+an existing cluster is used as it is.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -13,8 +14,8 @@ from tqdm import tqdm
 
 
 @contextmanager
-def dask_client(*, workers: int, threads_per_worker: int, scheduler: str | None) -> Iterator[Any]:
-    """A `distributed.Client` on `scheduler`, or on a fresh local cluster of `workers` processes."""
+def dask_client(*, workers: int, scheduler: str | None) -> Iterator[Any]:
+    """A `distributed.Client` on `scheduler`, or on a fresh local cluster of `workers` one-task processes."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -23,7 +24,7 @@ def dask_client(*, workers: int, threads_per_worker: int, scheduler: str | None)
         return
     with LocalCluster(
         n_workers=workers,
-        threads_per_worker=threads_per_worker,
+        threads_per_worker=1,
         processes=True,
         dashboard_address=None,
     ) as cluster, Client(cluster) as client:
@@ -35,7 +36,6 @@ def map_tasks(
     indices: Sequence[int],
     *,
     workers: int = 0,
-    threads_per_worker: int = 1,
     scheduler: str | None = None,
     description: str = "images",
 ) -> list[Any]:
@@ -54,7 +54,7 @@ def map_tasks(
             return results
         from dask.distributed import as_completed
 
-        with dask_client(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler) as client:
+        with dask_client(workers=workers, scheduler=scheduler) as client:
             futures = client.map(task, list(indices), pure=False)
             for future in as_completed(futures):
                 results.append(future.result())

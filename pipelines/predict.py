@@ -22,7 +22,7 @@ from dgss.extract.extractor import FeatureExtractor
 from dgss.extract.preprocess import to_canvas
 from dgss.extract.shipped import resolve_model
 from dgss.store import FeatureStore
-from dgss.store.errors import ModelError, StoreError
+from dgss.store.errors import DgssError, ModelError, StoreError
 
 VESSEL_TINT = np.array([40, 255, 80], dtype=np.float32)
 
@@ -52,6 +52,7 @@ def predict_images(
     The backbone is `model`, else the one recorded in the run's store entry, else the shipped one; it must have
     the digest the run's features were extracted with.
     """
+    _check_distinct_stems(images)
     run = load_run(run_dir, device, tile=tile, tile_context=tile_context)
     config = ExtractionConfig.from_dict(run.record.extraction_config)
     backbone = load_backbone(resolve_model(model or _recorded_model(run.record.store, run.key)), device)
@@ -64,6 +65,21 @@ def predict_images(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return [_predict_one(path, run, extractor, out) for path in images]
+
+
+def output_stem(path: Path) -> str:
+    """The name an image's outputs start with: "im0001.ppm.gz" -> "im0001", "a.7.jpg" -> "a.7"."""
+    return Path(path.name.removesuffix(".gz")).stem
+
+
+def _check_distinct_stems(images: list[Path]) -> None:
+    """Refuse, before any work, two inputs whose outputs would overwrite each other (a/22.png and b/22.png)."""
+    seen: dict[str, Path] = {}
+    for path in images:
+        other = seen.setdefault(output_stem(path), path)
+        if other != path:
+            raise DgssError(f"{other} and {path} would both write {output_stem(path)}_*.png: segment them into "
+                             "separate --out folders")
 
 
 def _recorded_model(store: str, key: str) -> str | None:
@@ -90,7 +106,7 @@ def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path) -> Pre
     probability = canvas.geometry.to_native(prob) * fov
     mask = canvas.geometry.to_native(votes) > 0.5
     mask &= fov
-    stem = Path(path.name.removesuffix(".gz")).stem  # "im0001.ppm.gz" -> "im0001", "a.7.jpg" -> "a.7"
+    stem = output_stem(path)
     written = Prediction(path, out / f"{stem}_prob.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
     write_png(written.probability, Image.fromarray(np.round(probability * 255).astype(np.uint8)))
     write_png(written.mask, Image.fromarray(mask.astype(np.uint8) * 255))

@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 import typer
 
 from dgss.pipelines.app import app
-from dgss.pipelines.predict import predict_images
 
 
 @app.command()
@@ -22,6 +21,8 @@ def predict(
                                                           "pixels.")] = 96,
 ) -> None:
     """Compute features with the run's extraction config and segment each image at its native resolution."""
+    from dgss.pipelines.predict import predict_images  # here, so that `dgss --help` does not import torch
+
     for written in predict_images(run, images, out, model=model, device=device,
                                   tile=tile or None, tile_context=tile_context):
         typer.echo(f"{written.image} -> {written.mask}")

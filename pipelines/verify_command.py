@@ -1,16 +1,18 @@
 """`dgss verify --store STORE`: read back every done image, report the damaged ones, and with --repair unmark them."""
 
-from pathlib import Path
-from typing import Annotated
+from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
-from tqdm import tqdm
 
 from dgss.pipelines.app import app
-from dgss.store import Entry, FeatureStore
 from dgss.store.errors import StoreError
-from dgss.store.verify import ImageCheck, check_image
+
+if TYPE_CHECKING:  # zarr is imported by the command itself, so that `dgss --help` stays fast
+    from dgss.store import Entry
+    from dgss.store.verify import ImageCheck
 
 
 @app.command()
@@ -26,6 +28,8 @@ def verify(
     Exits 1 when damage is found and not repaired, or when an entry's metadata is unreadable (--repair cannot fix
     that: the entry must be extracted again).
     """
+    from dgss.store import FeatureStore
+
     entries = FeatureStore(store, create=False).open_entries(dataset)
     typer.echo(f"store {store}: checking {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     unrepaired = 0
@@ -52,6 +56,11 @@ def verify(
 
 
 def _check_entry(entry: Entry) -> list[ImageCheck]:
+    import numpy as np
+    from tqdm import tqdm
+
+    from dgss.store.verify import check_image
+
     done = [int(index) for index in np.flatnonzero(entry.done())]
     bar = tqdm(done, desc=f"verify {entry.dataset}/{entry.key}", unit="img", disable=None, leave=False)
     return [check_image(entry, index) for index in bar]

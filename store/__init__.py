@@ -1,18 +1,27 @@
-"""The feature cache: one Zarr v3 store of many datasets x many extraction configs (importable without torch)."""
+"""The feature cache: one Zarr v3 store of many datasets x many extraction configs (importable without torch).
 
-from dgss.store.entry import Entry
-from dgss.store.feature_store import EntryInfo, FeatureStore
-from dgss.store.schema import SCHEMA_VERSION, ArraySpec, config_key
-from dgss.store.summary import summarize
-from dgss.store.xarray_view import open
+Names are imported on first use (PEP 562), so `dgss.store.errors` and the CLI's `--help` do not pay for zarr,
+dask and xarray.
+"""
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "ArraySpec",
-    "Entry",
-    "EntryInfo",
-    "FeatureStore",
-    "config_key",
-    "open",
-    "summarize",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Entry": "dgss.store.entry",
+    "EntryInfo": "dgss.store.feature_store",
+    "FeatureStore": "dgss.store.feature_store",
+    "SCHEMA_VERSION": "dgss.store.schema",
+    "ArraySpec": "dgss.store.schema",
+    "config_key": "dgss.store.schema",
+    "summarize": "dgss.store.summary",
+    "open": "dgss.store.xarray_view",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dgss.store' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

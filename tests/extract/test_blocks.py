@@ -103,3 +103,26 @@ def test_input_size_the_model_cannot_take(extract_backbone):
     with pytest.raises(ModelError, match="cannot run at input size 30") as info:
         list_blocks(extract_backbone, 30)
     assert "\n" not in str(info.value)
+
+
+def test_tapping_records_only_the_passes_of_its_own_thread(extract_backbone):
+    """Two threads tapping one shared network at once each get exactly their own maps."""
+    import threading
+
+    sample = extract_backbone.encode(torch.zeros(1, 3, 32, 32))
+    barrier = threading.Barrier(2)
+    counts = {}
+
+    def tap(passes: int) -> None:
+        with torch.no_grad(), tap_blocks(extract_backbone.network, ["mid_block"]) as outputs:
+            barrier.wait()
+            for _ in range(passes):
+                extract_backbone.predict(sample, torch.zeros(1, dtype=torch.long))
+        counts[passes] = len(outputs["mid_block"])
+
+    threads = [threading.Thread(target=tap, args=(passes,)) for passes in (2, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts == {2: 2, 5: 5}

@@ -10,6 +10,7 @@ import pytest
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
+from dgss.store.errors import DgssError
 
 DATASET = "SYNTH-A-4x64"
 
@@ -158,3 +159,41 @@ def test_the_xarray_view_names_every_axis(serial_store):
     feature = next(name for name in view.data_vars if name.startswith("features/"))
     assert view[feature].dims[:3] == ("image", "timestep", "band")
     assert np.isfinite(view[feature].astype("float32").mean().compute())
+
+
+def test_two_images_at_once_in_one_worker_do_not_mix_their_features(serial_store, extract_model_dir, tmp_path):
+    """A cluster whose worker runs two tasks at once in two threads (as the SLURM recipe's processes=1, cores=8
+    does) shares one network between them: every image must still get its own features, byte for byte."""
+    from dask.distributed import LocalCluster
+
+    store, key = serial_store
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        summary = run_extraction(_request(tmp_path / "threads.zarr", extract_model_dir,
+                                          scheduler=cluster.scheduler_address))
+    assert summary.computed == 4
+    assert _entry_bytes(tmp_path / "threads.zarr", key) == _entry_bytes(store, key)
+
+
+@pytest.mark.parametrize(("option", "value"), [("workers", -1), ("threads_per_worker", 0), ("input_size", 0),
+                                               ("ensemble", 0)])
+def test_counts_that_would_hang_or_fall_back_are_refused(extract_model_dir, tmp_path, option, value):
+    with pytest.raises(DgssError, match=f"{option.replace('_', '-')} must be at least"):
+        _request(tmp_path / "never.zarr", extract_model_dir, **{option: value})
+    assert not (tmp_path / "never.zarr").exists()
+
+
+def test_a_long_lived_worker_keeps_one_model(monkeypatch):
+    from dgss.pipelines import extract_job
+
+    loads = []
+    monkeypatch.setattr(extract_job, "_load", lambda task: loads.append(task.dataset) or (task.dataset,))
+    monkeypatch.setattr(extract_job, "_WORKER_CACHE", {})
+
+    def task(dataset: str) -> extract_job._ImageTask:
+        return extract_job._ImageTask(dataset=dataset, data_root=None, model="m", device="cpu", threads=1,
+                                      config_json="{}", store="s", key="k", max_native_shape=(1, 1))
+
+    for dataset in ("DRIVE", "DRIVE", "STARE", "CHASE_DB1", "CHASE_DB1"):
+        extract_job._loaded(task(dataset))
+    assert loads == ["DRIVE", "STARE", "CHASE_DB1"]
+    assert list(extract_job._WORKER_CACHE) == [task("CHASE_DB1")]

@@ -12,7 +12,7 @@ from dgss.extract.datasets import get_dataset
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.pipelines.predict import predict_images
-from dgss.store.errors import ModelError
+from dgss.store.errors import DgssError, ModelError
 
 DATASET = "SYNTH-A-4x64"
 
@@ -65,3 +65,12 @@ def test_an_unreadable_image_is_one_line(trained_run, tmp_path, capsys, monkeypa
         main()
     error = capsys.readouterr().err.strip()
     assert exited.value.code == 1 and "broken.png" in error and len(error.splitlines()) == 1
+
+
+def test_two_inputs_with_one_stem_are_refused_before_any_work(trained_run, photo, tmp_path):
+    copy = tmp_path / "other" / photo.name
+    copy.parent.mkdir()
+    shutil.copy(photo, copy)
+    with pytest.raises(DgssError, match=f"{photo} and {copy} would both write patient.7_"):
+        predict_images(trained_run, [photo, copy], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
