@@ -41,6 +41,15 @@ def check_timesteps(timesteps: Sequence[int], num_train_timesteps: int) -> tuple
     return tuple(sorted(set(timesteps)))
 
 
+def _normal_timesteps(timesteps: Sequence[int]) -> tuple[int, ...]:
+    """Sorted and deduplicated, so every path (CLI, API, from_dict) gets one key per set of timesteps and coords that
+    follow the data (ddim inverts in ascending order; a repeated step would be computed and cached twice)."""
+    bad = [step for step in timesteps if isinstance(step, bool) or not isinstance(step, int)]
+    if bad:
+        raise ModelError(f"timestep {', '.join(map(repr, bad))}: timesteps are integers 0..T-1 (T: the model's steps)")
+    return tuple(sorted(set(timesteps)))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExtractionConfig:
     """What was extracted and how; ``key()`` names the store entry.
@@ -52,7 +61,7 @@ class ExtractionConfig:
     blocks : tuple of str
         Tapped decoder blocks, e.g. ("mid_block", "up_blocks.1").
     timesteps : tuple of int
-        Sorted diffusion timesteps, 0 .. T-1.
+        Diffusion timesteps, 0 .. T-1: sorted and deduplicated on construction, whatever order they are given in.
     mode : str
         "anchored" (f(x0, t), the default), "ddim" (deterministic inversion) or "noised" (random forward noise).
     ensemble : int
@@ -96,7 +105,7 @@ class ExtractionConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
-        object.__setattr__(self, "timesteps", tuple(self.timesteps))
+        object.__setattr__(self, "timesteps", _normal_timesteps(self.timesteps))
         if self.mode not in MODES:
             raise ModelError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
         if self.bands not in BANDS:
