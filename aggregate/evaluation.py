@@ -30,11 +30,13 @@ TABLE_COLUMNS = ("target", "image", "n_images", *METRIC_NAMES)
 
 def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
                  report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
-                 tile_context: int = DEFAULT_TILE_CONTEXT) -> dict[str, Any]:
+                 tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False) -> dict[str, Any]:
     """Score the run on every target; write scores (CSV, JSON, PNG table) and overlays under `report_dir`.
 
     `store_path` None means the store the run was trained from. The heads are applied in tiles of `tile` canvas
-    pixels (None: whole canvases). Returns the scores per target, pooled and per image, and the paths written.
+    pixels (None: whole canvases). A target image the run was trained on is refused, naming it, unless
+    `allow_training_images` (then the report marks the target). Returns the scores per target, pooled and per
+    image, and the paths written.
     """
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
@@ -43,6 +45,9 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     store = FeatureStore(store_path, create=False)
     entries = [resolve_target(store, target, run) for target in dict.fromkeys(targets)]
     plans = [(entry, *split_indices(entry, TARGET_SPLIT)) for entry in entries]  # every check before any work
+    seen = {entry.dataset: trained_images(run, entry, indices) for entry, _, indices in plans}
+    if not allow_training_images:
+        check_unseen(run, seen)
     for entry, split, _ in plans:
         warn_pending(entry, split, "scoring")
     report_dir = Path(report_dir)
@@ -52,7 +57,7 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     overlay_paths = []
     for entry, split, indices in plans:
         scores, paths = _score_target(run, entry, indices, overlay_dir, overlays)
-        results["targets"][entry.dataset] = {"split": split, **scores}
+        results["targets"][entry.dataset] = {"split": split, "training_images": len(seen[entry.dataset]), **scores}
         overlay_paths += paths
     rows = score_rows(results)
     write_csv(report_dir / "scores.csv", rows, TABLE_COLUMNS)
@@ -61,6 +66,22 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     results["files"] = {"csv": str(report_dir / "scores.csv"), "json": str(report_dir / "scores.json"),
                         "png": str(report_dir / "scores.png"), "overlays": [str(path) for path in overlay_paths]}
     return results
+
+
+def trained_images(run: Run, entry: Entry, indices: list[int]) -> list[str]:
+    """Ids of the target's images (at `indices`) that the run was trained on."""
+    trained = set(run.record.sources.get(entry.dataset, ()))
+    return [entry.image_ids[index] for index in indices if entry.image_ids[index] in trained]
+
+
+def check_unseen(run: Run, seen: dict[str, list[str]]) -> None:
+    """Refuse to score a target on images the run learned from: that is not a domain-generalization score."""
+    for dataset, ids in seen.items():
+        if ids:
+            shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+            raise ConfigMismatchError(
+                f"run {run.path} was trained on {len(ids)} image(s) of {dataset} that would be scored ({shown}): "
+                f"score another target, or pass --allow-training-images to score them anyway (marked in the report)")
 
 
 def resolve_target(store: FeatureStore, target: str, run: Run) -> Entry:

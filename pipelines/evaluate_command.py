@@ -21,6 +21,8 @@ def evaluate_command(
                                                   "whole canvas at once.")] = 512,
     tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
                                                           "pixels.")] = 96,
+    allow_training_images: Annotated[bool, typer.Option(help="Score target images the run was trained on "
+                                                             "(refused by default; counted in the report).")] = False,
 ) -> None:
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
@@ -29,6 +31,6 @@ def evaluate_command(
     targets = [name.strip() for name in target.split(",") if name.strip()]
     report_dir = report if report is not None else run / "evaluation"
     results = evaluate_run(run, store, targets, report_dir, device=device, overlays=overlays,
-                           tile=tile or None, tile_context=tile_context)
+                           tile=tile or None, tile_context=tile_context, allow_training_images=allow_training_images)
     typer.echo(pooled_table(results))
     typer.echo(f"scores and overlays written to {report_dir}")

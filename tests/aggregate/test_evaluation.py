@@ -133,3 +133,16 @@ def test_evaluate_command_error_is_one_line_and_non_zero(aggregate_trained, tmp_
     error = capsys.readouterr().err
     assert error.startswith("error: no features for NOPE") and error.count("\n") == 1
     assert not (tmp_path / "report" / "scores.json").exists()
+
+
+def test_a_target_image_the_run_trained_on_is_refused_by_name(aggregate_cache, tmp_path):
+    from dgss.aggregate.training import HeadTrainingConfig, fit_head
+
+    aggregate_cache("A", n_images=2)
+    config = HeadTrainingConfig(head="mlp", head_params={"hidden": [4]}, epochs=1, window=16)
+    run_dir = fit_head(tmp_path / "store", ["A"], tmp_path / "run", config)
+    with pytest.raises(ConfigMismatchError, match="trained on 2 image.*of A that would be scored \\(A_00, A_01\\)"):
+        evaluate_run(run_dir, None, ["A"], tmp_path / "report")
+    assert not (tmp_path / "report").exists()
+    results = evaluate_run(run_dir, None, ["A"], tmp_path / "report", overlays=0, allow_training_images=True)
+    assert results["targets"]["A"]["training_images"] == 2
