@@ -102,3 +102,57 @@ def test_noised_seeded_and_ensembled(extract_backbone, extract_images):
     pair = run(0, ensemble=2)
     assert pair.passes == 2 * len(STEPS)
     assert pair.maps["mid_block"].shape == (1, 3, 32, 8, 8)
+
+
+UNEVEN = [1, 10, 50, 400]
+
+
+def _linear_alphas_cumprod() -> torch.Tensor:
+    """a_t of the fixture's schedule (DDIMScheduler defaults: linear betas 1e-4 .. 0.02 over T = 1000), from scratch."""
+    return torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), dim=0)
+
+
+def _reference_inversion(network, x0, steps, alphas, *, call_at_previous=False):
+    """DDIM inversion (eq. 12, sigma = 0) written out: the model is called at the target step t on the sample of the
+    previous level s (a_s = 1 at the clean start), eps_hat = its output, x0_hat = (x_s - sqrt(1 - a_s) eps_hat) /
+    sqrt(a_s), x_t = sqrt(a_t) x0_hat + sqrt(1 - a_t) eps_hat."""
+    sample, alpha_prev, previous = x0.double(), torch.tensor(1.0, dtype=torch.float64), 0
+    for step in steps:
+        eps = network(sample.float(), previous if call_at_previous else step).sample.double()
+        clean = (sample - (1 - alpha_prev).sqrt() * eps) / alpha_prev.sqrt()
+        sample = alphas[step].sqrt() * clean + (1 - alphas[step]).sqrt() * eps
+        alpha_prev, previous = alphas[step], step
+    return sample.float()
+
+
+def test_ddim_on_an_uneven_schedule_matches_the_step_formula_written_out(extract_backbone, extract_images):
+    alphas = _linear_alphas_cumprod()
+    torch.testing.assert_close(extract_backbone.alphas_cumprod(), alphas, atol=1e-6, rtol=0)
+    with torch.no_grad():
+        ours = ddim_invert(extract_backbone, extract_images, UNEVEN)
+        expected = _reference_inversion(extract_backbone.network, extract_images, UNEVEN, alphas)
+        # what an inversion that reads the schedule one step off, or calls the model at the previous level, gives
+        shifted = _reference_inversion(extract_backbone.network, extract_images, UNEVEN, alphas.roll(1))
+        late = _reference_inversion(extract_backbone.network, extract_images, UNEVEN, alphas, call_at_previous=True)
+        evenly = _reference_inversion(extract_backbone.network, extract_images, [1, 134, 267, 400], alphas)
+    torch.testing.assert_close(ours, expected, atol=2e-5, rtol=0)
+    for wrong in (shifted, late, evenly):  # the tolerance tells each of these mistakes apart
+        assert (wrong - expected).abs().max() > 50 * 2e-5
+
+
+def test_ddim_on_an_uneven_schedule_matches_diffusers_stepped_one_gap_at_a_time(extract_backbone, extract_images):
+    """diffusers' inverse step reads the previous level at t - T // num_inference_steps: setting the step count per
+    step to T // gap makes it step clean -> 1 -> 10 -> 50 -> 250 -> 750 (gaps 9, 40, 200, 500 after the first)."""
+    steps = [1, 10, 50, 250, 750]
+    scheduler = inverse_scheduler(extract_backbone)
+    sample, previous = extract_images.clone(), None
+    with torch.no_grad():
+        for step in steps:
+            # the first step: a stride past 0 makes diffusers start from initial_alpha_cumprod (the clean image)
+            scheduler.num_inference_steps = 1 if previous is None else 1000 // (step - previous)
+            assert previous is None or 1000 // scheduler.num_inference_steps == step - previous
+            output = extract_backbone.network(sample, step).sample
+            sample = scheduler.step(output, step, sample).prev_sample
+            previous = step
+        ours = ddim_invert(extract_backbone, extract_images, steps)
+    torch.testing.assert_close(ours, sample, atol=2e-5, rtol=0)
