@@ -69,7 +69,8 @@ def extract(
             overwrite=overwrite,
         )
     )
+    others = f", {summary.left_to_others} left to another run on this store" if summary.left_to_others else ""
     typer.echo(
         f"{summary.dataset}: key {summary.key}, {summary.computed} extracted, "
-        f"{summary.already_done} already done, {summary.total} in all -> {store}"
+        f"{summary.already_done} already done{others}, {summary.total} in all -> {store}"
     )

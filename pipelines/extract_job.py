@@ -2,7 +2,8 @@
 
 The driver builds the config, creates the entry and lists the images not yet done; each image is then one task
 (in this process or on a Dask worker) that reads the image, runs the extractor and writes that image's chunks,
-marker last. A killed run leaves finished images marked done and resumes with the rest.
+marker last. A killed run leaves finished images marked done and resumes with the rest. Runs on one store at once
+share the work: each image is claimed before it is computed, and an image another live run holds is left to it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ExtractionSummary:
     computed: int
     already_done: int
     total: int
+    left_to_others: int = 0  # images another run was computing (or finished) while this one ran
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,22 @@ class _ImageTask:
     key: str
     max_native_shape: tuple[int, int]
 
-    def __call__(self, index: int) -> int:
+    overwrite: bool = False
+
+    def __call__(self, index: int) -> int | None:
+        """Compute and write image `index`; None when another run holds it or has finished it since it was listed."""
         reader, extractor, entry = _loaded(self)
-        sample = reader.read(entry.image_ids[index])
-        entry.write_image(index, extractor.image_arrays(sample, self.max_native_shape))
-        return index
+        claim = entry.claim(index)
+        if claim is None:
+            return None
+        try:
+            if not self.overwrite and entry.is_done(index):
+                return None
+            sample = reader.read(entry.image_ids[index])
+            entry.write_image(index, extractor.image_arrays(sample, self.max_native_shape))
+            return index
+        finally:
+            claim.release()
 
 
 _WORKER_CACHE: dict[_ImageTask, tuple[Any, Any, Any]] = {}
@@ -176,13 +189,14 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         store=str(request.store),
         key=entry.key,
         max_native_shape=max_native_shape,
+        overwrite=request.overwrite,
     )
     in_process = request.workers == 0 and request.scheduler is None
     if in_process:
         _WORKER_CACHE[task] = (reader, extractor, entry)
     try:
         with _torch_threads(request.threads_per_worker if in_process else None):
-            map_tasks(
+            written = map_tasks(
                 task,
                 todo,
                 workers=request.workers,
@@ -191,7 +205,8 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
             )
     finally:
         _WORKER_CACHE.pop(task, None)
-    return ExtractionSummary(reader.name, entry.key, len(todo), len(ids) - len(todo), len(ids))
+    computed = sum(index is not None for index in written)
+    return ExtractionSummary(reader.name, entry.key, computed, len(ids) - len(todo), len(ids), len(todo) - computed)
 
 
 @contextmanager

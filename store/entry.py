@@ -2,7 +2,8 @@
 
 An image is written as whole chunks (one image per chunk), each chunk file replaced atomically by zarr's local
 store, and `done[i]` is set only after all of image i's arrays and their checksums. So processes may write different
-images at once without locks, and a run killed at any point leaves no image marked done with incomplete data. Reads
+images at once without locks, and a run killed at any point leaves no image marked done with incomplete data (runs
+that share a store claim each image before computing it, see :meth:`Entry.claim`, so none is computed twice). Reads
 check that the chunk exists, decodes and matches its checksum, so damage on disk is an error naming the image.
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
+from dgss.store.claims import Claim, claims_folder, try_claim
 from dgss.store.errors import DamagedImageError, StoreError
 from dgss.store.integrity import WRITE_CONFIG, ChunkDamage, checksum, chunk_path, read_image_chunk, stored_keys
 from dgss.store.schema import CHECKSUM_ARRAY, DONE_ARRAY, ArraySpec
@@ -130,6 +132,20 @@ class Entry:
             names = self._checksum_names()
             self._open(CHECKSUM_ARRAY)[index] = [checksum(values[name]) for name in names]
         done[index] = 1
+
+    def claim(self, index: int) -> Claim | None:
+        """Claim image `index` for computing it, or None while another live run holds it (see `dgss.store.claims`).
+
+        Release the claim once the image is written; runs that honour claims never compute an image at once.
+        """
+        self._check_index(index)
+        folder = claims_folder(self._group.store_path.store, self._group.path)
+        return try_claim(folder / f"{index}.claim" if folder else None)
+
+    def is_done(self, index: int) -> bool:
+        """Whether image `index` is marked done (one 1-byte read): a run checks it again after claiming the image."""
+        self._check_index(index)
+        return self._is_done(index)
 
     def clear(self, index: int) -> None:
         """Unmark image `index` as done (for `dgss verify --repair`); the next extract run recomputes it."""

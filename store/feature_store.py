@@ -19,7 +19,9 @@ from typing import Any
 import zarr
 from zarr.abc.store import Store
 from zarr.core.sync import sync
+from zarr.errors import ContainsGroupError
 
+from dgss.store.claims import claims_folder, wait_for_claim
 from dgss.store.entry import ENTRY_ATTR, Entry
 from dgss.store.errors import ConfigMismatchError, StoreError
 from dgss.store.integrity import CHECKSUM_DTYPE
@@ -35,6 +37,7 @@ from dgss.store.schema import (
 )
 
 SCHEMA_ATTR = "dgss_schema"
+CREATE_CLAIM = "create.claim"
 PROVENANCE_ATTRS = ("dgss_version", "zarr_version", "created")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -94,7 +97,8 @@ class FeatureStore:
 
         An existing entry must have the same image ids, splits, arrays and coords (ConfigMismatchError naming the
         field otherwise); its attributes are left as they are. Call it once, before parallel writers start; they
-        get the entry with :meth:`entry`.
+        get the entry with :meth:`entry`. Runs that call it at once on one store are safe: one creates the entry,
+        the others wait for it and check it.
         """
         key = config_key(config)
         description = _entry_description(dataset, key, config, image_ids, splits, arrays, coords)
@@ -103,37 +107,68 @@ class FeatureStore:
             raise StoreError(f"entry attrs {reserved} are set by the store itself: rename them")
         plain_attrs = _json_values(attrs, "entry attrs")
         path = f"{_dataset_group(dataset)}/{key}"
-        if path in self._root and ENTRY_ATTR in self._root[path].attrs:
-            entry = Entry(self._root[path], self.location)
-            _check_same(entry, description, self.location)
-            return entry
-        # A group without ENTRY_ATTR was killed while being created: no image can have been written into it.
-        group = self._root.create_group(path, overwrite=True, attributes={**plain_attrs, **_provenance()})
+        found = self._complete_entry(path, description)
+        if found is not None:
+            return found
+        # Runs that start together on a fresh store create the entry one at a time; the others then validate it.
+        folder = claims_folder(self._root.store, path)
+        claim = wait_for_claim(folder / CREATE_CLAIM if folder else None)
+        try:
+            found = self._complete_entry(path, description)
+            return found or self._create_entry(path, description, arrays, {**plain_attrs, **_provenance()})
+        finally:
+            claim.release()
+
+    def _complete_entry(self, path: str, description: dict[str, Any]) -> Entry | None:
+        """The entry at `path` checked against `description`, or None while it is absent or unfinished."""
+        if path not in self._root or ENTRY_ATTR not in self._root[path].attrs:
+            return None
+        entry = Entry(self._root[path], self.location)
+        _check_same(entry, description, self.location)
+        return entry
+
+    def _create_entry(
+        self, path: str, description: dict[str, Any], arrays: dict[str, ArraySpec], attrs: dict[str, Any]
+    ) -> Entry:
+        """Create the entry's arrays under the creation claim, description last.
+
+        A group found without ENTRY_ATTR was killed while being created (no image can have been written into it):
+        its arrays are replaced one by one, never the group, so the claims folder inside it survives.
+        """
+        n_images = len(description["image_ids"])
+        if path in self._root:
+            group = self._root[path]
+            group.attrs.update(attrs)
+        else:
+            group = self._root.create_group(path, attributes=attrs)
         for name, spec in arrays.items():
             group.create_array(
                 name,
-                shape=(len(image_ids), *spec.shape),
+                shape=(n_images, *spec.shape),
                 chunks=(1, *spec.shape),
                 dtype=spec.dtype,
                 compressors=compressors(),
                 dimension_names=(IMAGE_DIM, *spec.dims),
+                overwrite=True,
             )
         group.create_array(
             CHECKSUM_ARRAY,
-            shape=(len(image_ids), len(arrays)),
+            shape=(n_images, len(arrays)),
             chunks=(1, len(arrays)),
             dtype=CHECKSUM_DTYPE,
             compressors=None,
             dimension_names=(IMAGE_DIM, "checksummed_array"),
             attributes={"arrays": list(arrays), "algorithm": "crc32"},
+            overwrite=True,
         )
         group.create_array(
             DONE_ARRAY,
-            shape=(len(image_ids),),
+            shape=(n_images,),
             chunks=(1,),
             dtype="uint8",
             compressors=None,
             dimension_names=(IMAGE_DIM,),
+            overwrite=True,
         )
         group.attrs.update({ENTRY_ATTR: description})
         return Entry(group, self.location)
@@ -198,25 +233,37 @@ def _open_root(path: StoreLike, location: str, *, create: bool) -> zarr.Group:
         if directory.is_file():
             raise StoreError(f"store path {location} is a file: give a directory (a new one or a dgss store)")
         store = zarr.storage.LocalStore(directory)
-    if sync(store.exists("zarr.json")):
-        try:
-            root = zarr.open_group(store, mode="r+", zarr_format=3)
-        except ValueError:  # zarr's ContainsArrayError (an array at the root) or unreadable JSON
-            raise StoreError(f"{location} is a zarr store but not a dgss store: give a new or empty directory")
-        version = root.attrs.get(SCHEMA_ATTR)
-        if version is None:
-            raise StoreError(f"{location} is a zarr store but not a dgss store: give a new or empty directory")
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"{location} was written with dgss store schema {version}, this dgss reads schema {SCHEMA_VERSION}: "
-                f"re-extract into a new store, or open it with a dgss release that uses schema {version}"
-            )
-        return root
+    if not sync(store.exists("zarr.json")):
+        created = _create_root(store, location, create=create)
+        if created is not None:
+            return created
+    try:
+        root = zarr.open_group(store, mode="r+", zarr_format=3)
+    except ValueError:  # zarr's ContainsArrayError (an array at the root) or unreadable JSON
+        raise StoreError(f"{location} is a zarr store but not a dgss store: give a new or empty directory")
+    version = root.attrs.get(SCHEMA_ATTR)
+    if version is None:
+        raise StoreError(f"{location} is a zarr store but not a dgss store: give a new or empty directory")
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"{location} was written with dgss store schema {version}, this dgss reads schema {SCHEMA_VERSION}: "
+            f"re-extract into a new store, or open it with a dgss release that uses schema {version}"
+        )
+    return root
+
+
+def _create_root(store: Store, location: str, *, create: bool) -> zarr.Group | None:
+    """A new store's root group; None when another run created it first (the caller then opens and checks it)."""
     if not sync(store.is_empty("")):
+        if sync(store.exists("zarr.json")):
+            return None
         raise StoreError(f"{location} is not empty and not a dgss store (no zarr.json): give a new or empty directory")
     if not create:
         raise StoreError(f"no dgss store at {location}: run `dgss extract --store {location}` to make one")
-    return zarr.open_group(store, mode="w-", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION})
+    try:
+        return zarr.open_group(store, mode="w-", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION})
+    except (FileExistsError, ContainsGroupError):
+        return None
 
 
 def _dataset_group(dataset: str) -> str:
