@@ -80,6 +80,7 @@ class FileDatasetReader(DatasetReader):
         else:
             fov = read_mask(item.fov)
             _check_size(item.fov, fov, item.image, image)
+        _check_not_black(item.image, image, fov)
         return Sample(id=item.id, image=image, vessel=vessel, fov=fov, split=item.split)
 
     def shape(self, image_id: str) -> tuple[int, int]:
@@ -96,6 +97,15 @@ class FileDatasetReader(DatasetReader):
             except DatasetError as error:
                 problems.append(str(error))
         return problems
+
+
+def _check_not_black(path: Path, image: np.ndarray, fov: np.ndarray) -> None:
+    """An image with nothing inside its FOV would be cached as features of a blank picture, silently."""
+    if not fov.any() or not image[fov].any():
+        raise DatasetError(
+            f"{path}: empty field of view: is the image black? (no pixel inside the FOV is above black); "
+            "replace or remove the file (`dgss datasets --check` lists every such file)"
+        )
 
 
 def _check_size(path: Path, mask: np.ndarray, image_path: Path, image: np.ndarray) -> None:

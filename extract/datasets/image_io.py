@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,11 @@ import tifffile
 from PIL import Image
 
 from dgss.store.errors import DatasetError
+
+PIXEL_LIMIT_VARIABLE = "DGSS_MAX_IMAGE_PIXELS"
+"""Environment variable that raises Pillow's decompression-bomb pixel limit, for trusted very large photos."""
+if os.environ.get(PIXEL_LIMIT_VARIABLE, "").isdigit():
+    Image.MAX_IMAGE_PIXELS = int(os.environ[PIXEL_LIMIT_VARIABLE])
 
 IMAGE_SUFFIXES = frozenset({".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".jpg", ".jpeg", ".png", ".bmp"})
 _TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
@@ -84,6 +90,8 @@ def read_size(path: str | Path) -> tuple[int, int]:
         with _open(path) as stream, Image.open(stream) as image:
             width, height = image.size
             return height, width
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
     except (OSError, EOFError) as pil_error:
         if path.suffix.lower() not in _TIFF_SUFFIXES:
             raise DatasetError(f"cannot read {path}: {pil_error}") from pil_error
@@ -101,6 +109,8 @@ def _read_array(path: Path) -> np.ndarray:
         with _open(path) as stream, Image.open(stream) as image:
             image.load()
             return np.array(image)
+    except Image.DecompressionBombError as error:
+        raise _too_large(path, error) from None
     except (OSError, EOFError) as pil_error:
         if path.suffix.lower() not in _TIFF_SUFFIXES:
             raise DatasetError(f"cannot read {path}: {pil_error}") from pil_error
@@ -108,6 +118,14 @@ def _read_array(path: Path) -> np.ndarray:
             return tifffile.imread(path)
         except (ValueError, OSError) as tiff_error:
             raise DatasetError(f"cannot read {path}: {pil_error}; tifffile: {tiff_error}") from tiff_error
+
+
+def _too_large(path: Path, error: Image.DecompressionBombError) -> DatasetError:
+    """Pillow refuses images over twice its pixel limit as possible decompression bombs: say how to get past it."""
+    return DatasetError(
+        f"cannot read {path}: {error}; resize it (retinal photos rarely need over {Image.MAX_IMAGE_PIXELS} pixels), "
+        f"or if you trust the file set {PIXEL_LIMIT_VARIABLE} to a larger pixel count"
+    )
 
 
 def _open(path: Path) -> io.BufferedIOBase:
