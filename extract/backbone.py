@@ -19,6 +19,7 @@ from diffusers import DDIMScheduler, UNet2DModel
 from torch import nn
 
 from dgss.extract.appearance import AppearanceTarget, load_appearance
+from dgss.extract.device import check_device
 from dgss.store.errors import ModelError
 
 _EXPECTED = (
@@ -119,7 +120,10 @@ def load_backbone(model: str | Path, device: str | torch.device = "cpu") -> Back
     ------
     ModelError
         The path is missing, is not a diffusers UNet2DModel, or its weights cannot be read.
+    DeviceError
+        This machine or torch build cannot use `device`.
     """
+    check_device(str(device))
     unet_dir, scheduler_dir = _locate_model(model)
     network = _load_unet(model, unet_dir)
     scheduler_config = _load_scheduler_config(model, scheduler_dir)

@@ -27,6 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from dgss.extract.appearance import AppearanceMeter, save_appearance
+from dgss.extract.device import check_device
 from dgss.extract.backbone_presets import (
     RESUMABLE_FIELDS,
     BackboneTrainingConfig,
@@ -36,7 +37,7 @@ from dgss.extract.backbone_presets import (
 )
 from dgss.extract.datasets import DatasetReader, derive_fov, get_dataset, read_image, source_ids
 from dgss.extract.datasets.image_io import IMAGE_SUFFIXES, is_image_file
-from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, RunError
+from dgss.store.errors import ConfigMismatchError, DatasetError, RunError
 
 TRAINING_FILE = "training.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -388,9 +389,7 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         if checkpoint is None:
             raise RunError(f"--resume: no checkpoint in {out / CHECKPOINT_DIR}; run without --resume to start over")
         _check_resume(out, config, sources)
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DgssError(f"--device {config.device}: CUDA is not available here; use --device cpu")
+    device = torch.device(check_device(config.device))
 
     pool = ImagePool(sources, data_root, config.image_size)
     model, ema, optimizer = _build_training_state(config, device)

@@ -144,9 +144,11 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     """
     from dgss.extract.backbone import load_backbone
     from dgss.extract.datasets import get_dataset
+    from dgss.extract.device import check_device
     from dgss.extract.extractor import FeatureExtractor, make_config
     from dgss.store import FeatureStore
 
+    check_device(request.device)
     reader = get_dataset(request.dataset, request.data_root)
     store = FeatureStore(request.store)
     backbone = load_backbone(request.model, request.device)

@@ -6,29 +6,69 @@ running one task at a time (a task's parallelism is its torch threads, set by th
 an existing cluster is used as it is.
 """
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from tqdm import tqdm
 
+from dgss.store.errors import DgssError
+
 
 @contextmanager
 def dask_client(*, workers: int, scheduler: str | None) -> Iterator[Any]:
-    """A `distributed.Client` on `scheduler`, or on a fresh local cluster of `workers` one-task processes."""
+    """A `distributed.Client` on `scheduler`, or on a fresh local cluster of `workers` one-task processes.
+
+    Distributed's own logging is silenced here and in the local workers: a failed task is reported once, as the
+    task's own error, not also as a worker's traceback and a page of shutdown notices.
+    """
     from dask.distributed import Client, LocalCluster
 
-    if scheduler is not None:
-        with Client(scheduler) as client:
+    with _quiet_distributed():
+        if scheduler is not None:
+            with _scheduler_client(scheduler) as client:
+                yield client
+            return
+        with LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster, Client(cluster) as client:
             yield client
-        return
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-    ) as cluster, Client(cluster) as client:
+
+
+@contextmanager
+def _scheduler_client(address: str) -> Iterator[Any]:
+    """A client of the scheduler at `address`; DgssError naming it when it cannot be reached."""
+    from dask.distributed import Client
+
+    try:
+        client = Client(address)
+    except (OSError, ValueError) as error:  # a timeout or refused connection; ValueError: a malformed address
+        raise DgssError(
+            f"cannot reach the Dask scheduler at {address} ({error}): start it (`dask scheduler`) or check the "
+            "address, or drop --scheduler to run here"
+        ) from None
+    with client:
         yield client
+
+
+@contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Raise every `distributed` logger to CRITICAL for the duration, then restore their levels."""
+    names = ["distributed", *(name for name in logging.root.manager.loggerDict if name.startswith("distributed."))]
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def map_tasks(

@@ -18,6 +18,7 @@ from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, image_predict
 from dgss.extract.backbone import load_backbone
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.datasets import derive_fov, read_image
+from dgss.extract.device import check_device
 from dgss.extract.extractor import FeatureExtractor
 from dgss.extract.preprocess import to_canvas
 from dgss.extract.shipped import resolve_model
@@ -53,6 +54,7 @@ def predict_images(
     the digest the run's features were extracted with.
     """
     _check_distinct_stems(images)
+    check_device(device)
     run = load_run(run_dir, device, tile=tile, tile_context=tile_context)
     config = ExtractionConfig.from_dict(run.record.extraction_config)
     backbone = load_backbone(resolve_model(model or _recorded_model(run.record.store, run.key)), device)

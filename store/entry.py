@@ -15,7 +15,7 @@ import zarr
 from zarr.core.sync import sync
 
 from dgss.store.claims import Claim, claims_folder, try_claim
-from dgss.store.errors import DamagedImageError, StoreError
+from dgss.store.errors import DamagedImageError, StoreError, store_writes
 from dgss.store.integrity import WRITE_CONFIG, ChunkDamage, checksum, chunk_path, read_image_chunk, stored_keys
 from dgss.store.schema import CHECKSUM_ARRAY, DONE_ARRAY, ArraySpec
 
@@ -124,14 +124,15 @@ class Entry:
         self._check_index(index)
         values = self._checked_values(arrays)
         done = self._open(DONE_ARRAY)
-        if self._is_done(index):
-            done[index] = 0
-        for name, value in values.items():
-            self.array(name)[index] = value
-        if self.has_checksums:
-            names = self._checksum_names()
-            self._open(CHECKSUM_ARRAY)[index] = [checksum(values[name]) for name in names]
-        done[index] = 1
+        with store_writes(self._location):
+            if self._is_done(index):
+                done[index] = 0
+            for name, value in values.items():
+                self.array(name)[index] = value
+            if self.has_checksums:
+                names = self._checksum_names()
+                self._open(CHECKSUM_ARRAY)[index] = [checksum(values[name]) for name in names]
+            done[index] = 1
 
     def claim(self, index: int) -> Claim | None:
         """Claim image `index` for computing it, or None while another live run holds it (see `dgss.store.claims`).
@@ -140,7 +141,8 @@ class Entry:
         """
         self._check_index(index)
         folder = claims_folder(self._group.store_path.store, self._group.path)
-        return try_claim(folder / f"{index}.claim" if folder else None)
+        with store_writes(self._location):
+            return try_claim(folder / f"{index}.claim" if folder else None)
 
     def is_done(self, index: int) -> bool:
         """Whether image `index` is marked done (one 1-byte read): a run checks it again after claiming the image."""
@@ -150,7 +152,8 @@ class Entry:
     def clear(self, index: int) -> None:
         """Unmark image `index` as done (for `dgss verify --repair`); the next extract run recomputes it."""
         self._check_index(index)
-        self._open(DONE_ARRAY)[index] = 0
+        with store_writes(self._location):
+            self._open(DONE_ARRAY)[index] = 0
 
     def read(self, name: str, index: int) -> np.ndarray:
         """One image's array `name`, shape `array_specs[name].shape`, checked against its checksum when it has one.

@@ -4,6 +4,12 @@ Every error a user can cause is a :class:`DgssError`; the CLI prints its message
 Messages name the file or value at fault and the fix. Nothing else in dgss is caught broadly.
 """
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
 
 class DgssError(Exception):
     """Base of every error dgss raises on purpose; the message is meant for the user as it is."""
@@ -15,6 +21,10 @@ class DatasetError(DgssError, ValueError):
 
 class ModelError(DgssError, ValueError):
     """A backbone path is not a diffusers model, or a block or timestep does not exist in it."""
+
+
+class DeviceError(DgssError, ValueError):
+    """A torch device (`--device`) is not one this machine or torch build can use."""
 
 
 class StoreError(DgssError, ValueError):
@@ -40,3 +50,17 @@ class ConfigMismatchError(StoreError):
 
 class RunError(DgssError, ValueError):
     """A trained-head run folder is missing files, is corrupt, or does not match the store it is used with."""
+
+
+@contextmanager
+def store_writes(location: str) -> Iterator[None]:
+    """Turn a write the file system refuses (read-only folder, mount or file) into a StoreError naming the store."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _REFUSED:
+            raise
+        raise StoreError(
+            f"cannot write to the store {location} ({error.filename or 'a file in it'}: {error.strerror}): "
+            "extract into a store you can write (--store), or make this one writable"
+        ) from None

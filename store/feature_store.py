@@ -23,7 +23,7 @@ from zarr.errors import ContainsGroupError
 
 from dgss.store.claims import claims_folder, wait_for_claim
 from dgss.store.entry import ENTRY_ATTR, Entry
-from dgss.store.errors import ConfigMismatchError, StoreError
+from dgss.store.errors import ConfigMismatchError, StoreError, store_writes
 from dgss.store.integrity import CHECKSUM_DTYPE
 from dgss.store.schema import (
     CHECKSUM_ARRAY,
@@ -77,7 +77,8 @@ class FeatureStore:
 
     def __init__(self, path: StoreLike, *, create: bool = True) -> None:
         self.location = str(path) if not isinstance(path, Store) else repr(path)
-        self._root = _open_root(path, self.location, create=create)
+        with store_writes(self.location):
+            self._root = _open_root(path, self.location, create=create)
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.location!r})"
@@ -111,13 +112,14 @@ class FeatureStore:
         if found is not None:
             return found
         # Runs that start together on a fresh store create the entry one at a time; the others then validate it.
-        folder = claims_folder(self._root.store, path)
-        claim = wait_for_claim(folder / CREATE_CLAIM if folder else None)
-        try:
-            found = self._complete_entry(path, description)
-            return found or self._create_entry(path, description, arrays, {**plain_attrs, **_provenance()})
-        finally:
-            claim.release()
+        with store_writes(self.location):
+            folder = claims_folder(self._root.store, path)
+            claim = wait_for_claim(folder / CREATE_CLAIM if folder else None)
+            try:
+                found = self._complete_entry(path, description)
+                return found or self._create_entry(path, description, arrays, {**plain_attrs, **_provenance()})
+            finally:
+                claim.release()
 
     def _complete_entry(self, path: str, description: dict[str, Any]) -> Entry | None:
         """The entry at `path` checked against `description`, or None while it is absent or unfinished."""
