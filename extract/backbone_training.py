@@ -26,7 +26,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from PIL import Image
 from tqdm.auto import tqdm
 
-from dgss.extract.appearance import AppearanceMeter, save_appearance
+from dgss.extract.appearance import AppearanceMeter, AppearanceTarget, save_appearance
 from dgss.extract.device import check_device
 from dgss.extract.backbone_presets import (
     RESUMABLE_FIELDS,
@@ -60,7 +60,6 @@ class ImagePool:
             self.counts[source] = len(loaders)
             self._loaders.extend(loaders)
         self._cache: dict[int, np.ndarray] = {}
-        self.appearance = AppearanceMeter()
 
     def __len__(self) -> int:
         return len(self._loaders)
@@ -69,9 +68,21 @@ class ImagePool:
         """Image `index` FOV-cropped, padded to a square and resized: (size, size, 3) uint8."""
         if index not in self._cache:
             image, fov = self._loaders[index]()
-            self.appearance.add(image, fov)
             self._cache[index] = _fov_square(image, fov, self.size)
         return self._cache[index]
+
+    def appearance_target(self) -> AppearanceTarget:
+        """FOV colour statistics of every image of the pool (each square kept for training).
+
+        Computed once before step 0 and kept in the checkpoints: counting only the images a process happened to
+        decode would give a resumed run other statistics, and so its backbone another cache key.
+        """
+        meter = AppearanceMeter()
+        for index, load in enumerate(self._loaders):
+            image, fov = load()
+            meter.add(image, fov)
+            self._cache.setdefault(index, _fov_square(image, fov, self.size))
+        return meter.target()
 
 
 def _source_loaders(source: str, data_root: str | Path | None) -> list[functools.partial]:
@@ -175,12 +186,15 @@ def _build_training_state(config: BackboneTrainingConfig, device: torch.device
 
 def _restore(checkpoint: Path, model: UNet2DModel, ema: UNet2DModel, optimizer: torch.optim.Optimizer,
              device: torch.device) -> dict:
-    """Load a checkpoint into the training state; returns its step, loss history and wall time."""
+    """Load a checkpoint into the training state; returns its step, loss history, wall time and appearance."""
     saved = torch.load(checkpoint, map_location=device, weights_only=True)
     model.load_state_dict(saved["model"])
     ema.load_state_dict(saved["ema"])
     optimizer.load_state_dict(saved["optimizer"])
-    return {"step": saved["step"], "losses": saved["losses"], "wall_s": saved["wall_s"]}
+    state = {"step": saved["step"], "losses": saved["losses"], "wall_s": saved["wall_s"]}
+    if "appearance" in saved:  # checkpoints written before dgss kept the statistics have none
+        state["appearance"] = saved["appearance"]
+    return state
 
 
 def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler: DDPMScheduler,
@@ -343,9 +357,7 @@ def _write_outputs(out: Path, config: BackboneTrainingConfig, ema: UNet2DModel, 
     loss, card."""
     ema.save_pretrained(out)
     build_saved_scheduler(config).save_pretrained(out)
-    target = pool.appearance.target()
-    if target is not None:
-        save_appearance(out, target)
+    save_appearance(out, AppearanceTarget.from_dict(state["appearance"]))
     _save_grid(sample_images(ema, config, config.sample_count), out / "samples" / f"step-{state['step']:08d}.png")
     rows = "".join(f"{i + 1},{loss:.6f}\n" for i, loss in enumerate(state["losses"]))
     (out / "loss.csv").write_text("step,loss\n" + rows)
@@ -402,6 +414,8 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         out.mkdir(parents=True, exist_ok=True)
         record = {"config": config.to_dict(), "sources": sources, "images": pool.counts}
         (out / TRAINING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    if "appearance" not in state:
+        state["appearance"] = pool.appearance_target().to_dict()
 
     scheduler = build_noise_scheduler(config)
     hardware = _hardware(device)

@@ -65,6 +65,16 @@ def test_interrupted_and_resumed_run_gives_the_same_weights(full_run, photo_fold
     assert trained["losses"] == reference["losses"]
 
 
+def test_a_resumed_run_keeps_the_appearance_statistics_of_the_whole_pool(full_run, photo_folder, tmp_path):
+    """Stopped at step 4, the resumed process decodes only the 4 images of steps 4-5, not all 6 of the pool: the
+    statistics (and so the extraction cache key of the backbone) must still be those of the uninterrupted run."""
+    out = tmp_path / "model"
+    sources = [SYNTH, str(photo_folder)]
+    train_backbone(_tiny(steps=4), sources, out)
+    train_backbone(_tiny(), sources, out, resume=True)
+    assert (out / "dgss_appearance.json").read_text() == (full_run / "dgss_appearance.json").read_text()
+
+
 def test_a_run_killed_between_checkpoints_resumes_exactly(full_run, photo_folder, tmp_path, monkeypatch):
     out = tmp_path / "model"
     sources = [SYNTH, str(photo_folder)]
