@@ -3,6 +3,7 @@
 import logging
 import sys
 
+from dgss.pipelines.allocator import reuse_freed_memory
 from dgss.pipelines.app import app
 from dgss.store.errors import DgssError
 
@@ -25,6 +26,7 @@ def main() -> None:
     """Run the CLI in typer's standalone mode (usage errors print the usage and exit 2, `-h`, `--version`);
     a DgssError becomes `error: <message>` on stderr and exit code 1; warnings are one line."""
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    reuse_freed_memory()
     try:
         app()
     except DgssError as error:

@@ -27,6 +27,9 @@ def evaluate_command(
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
     from dgss.aggregate.evaluation import evaluate_run, pooled_table
+    from dgss.extract.device import check_device
+
+    check_device(device)
 
     targets = [name.strip() for name in target.split(",") if name.strip()]
     report_dir = report if report is not None else run / "evaluation"

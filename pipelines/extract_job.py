@@ -121,6 +121,10 @@ def _loaded(task: _ImageTask) -> tuple[Any, Any, Any]:
 def _load(task: _ImageTask) -> tuple[Any, Any, Any]:
     import torch
 
+    from dgss.pipelines.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # a Dask worker is its own process: see dgss.pipelines.allocator
+
     from dgss.extract.backbone import load_backbone
     from dgss.extract.config import ExtractionConfig
     from dgss.extract.datasets import get_dataset

@@ -44,6 +44,9 @@ def fit_head_command(
     """Train heads on the cached features alone (no UNet, no image decoding) and write a run folder."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
     from dgss.aggregate.training import HeadTrainingConfig, fit_head
+    from dgss.extract.device import check_device
+
+    check_device(device)
 
     config = HeadTrainingConfig(head=head.value, head_params=parse_params(head_param or []), epochs=epochs,
                                 batch_size=batch_size, window=window or None, windows_per_image=windows_per_image,

@@ -56,3 +56,13 @@ def test_a_read_only_store_is_named_on_the_first_write(tmp_path, monkeypatch):
     monkeypatch.setattr("dgss.store.claims.os.open", refuse)
     with pytest.raises(StoreError, match=f"cannot write to the store {location}"):
         entry.claim(1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("command", [["fit-head", "--source", "A", "--out", "run"], ["evaluate", "--run", "run",
+                                                                                   "--target", "A"]])
+def test_head_commands_name_an_unusable_device_before_any_work(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    code, lines = _dgss(capsys, monkeypatch, *command, "--store", "never.zarr", "--device", "cuda")
+    assert code == 1 and len(lines) == 1 and "'cuda'" in lines[0], lines
+    assert not (tmp_path / "never.zarr").exists() and not (tmp_path / "run").exists()
