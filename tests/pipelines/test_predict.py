@@ -7,11 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dgss.aggregate.evaluation import predict_native
+from dgss.aggregate.metrics import vessel_metrics
+from dgss.aggregate.run import load_run
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
-from dgss.extract.datasets import get_dataset
+from dgss.extract.datasets import derive_fov, get_dataset
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.pipelines.predict import predict_images
+from dgss.store import FeatureStore
 from dgss.store.errors import DgssError, ModelError
 
 DATASET = "SYNTH-A-4x64"
@@ -74,3 +78,90 @@ def test_two_inputs_with_one_stem_are_refused_before_any_work(trained_run, photo
     with pytest.raises(DgssError, match=f"{photo} and {copy} would both write patient.7_"):
         predict_images(trained_run, [photo, copy], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# Alignment at native resolution. A head that has learned where vessels are must put its probability on the
+# vessels of the native image, not on a flipped, transposed or shifted copy of them. The vessels are two thick dark
+# bars on a bright disc whose FOV `predict` derives itself; on the held-out images they are placed so that no
+# flip, transpose or 8 px shift maps more than a fifth of them onto themselves.
+HELD_OUT = {"bars10": ((10, 20, 14, 32), (0, 0)), "bars11": ((10, 20, 18, 36), (9, 23))}  # layout, column pad
+
+
+def _bar_pixels(layout: tuple[int, int, int, int], pad: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A (64, 64 + sum(pad), 3) photo and its vessel label: a horizontal bar (rows row..row+6, columns
+    left..left+14) and a vertical one (columns col..col+6, rows top..top+14) in a disc; `pad` black columns on the
+    left and right."""
+    row, left, col, top = layout
+    y, x = np.mgrid[:64, :64]
+    disc = (y - 31.5) ** 2 + (x - 31.5) ** 2 < 30**2
+    vessel = ((y >= row) & (y < row + 6) & (x >= left) & (x < left + 14)) | (
+        (x >= col) & (x < col + 6) & (y >= top) & (y < top + 14))
+    vessel &= disc
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    image[disc] = (200, 110, 60)
+    image[vessel] = (60, 20, 10)
+    return np.pad(image, ((0, 0), pad, (0, 0))), np.pad(vessel, ((0, 0), pad))
+
+
+def _write_bars(folder, images):
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir(parents=True)
+    for stem, (layout, pad) in images.items():
+        image, vessel = _bar_pixels(layout, pad)
+        Image.fromarray(image).save(folder / "images" / f"{stem}.png")
+        Image.fromarray(vessel.astype(np.uint8) * 255).save(folder / "labels" / f"{stem}.png")
+    return f"folder:{folder}"
+
+
+@pytest.fixture(scope="module")
+def aligned_run(tmp_path_factory, extract_model_dir):
+    """(run, store, held-out dataset, its folder): an MLP head trained on 6 images with bars at random places; the
+    2 held-out images are cached too, one square and one padded to 64 x 96 px with the disc off centre."""
+    root = tmp_path_factory.mktemp("aligned")
+    rng = np.random.default_rng(0)
+    train = _write_bars(root / "train", {f"train{i}": (tuple(rng.integers(8, 44, size=4)), (0, 0)) for i in range(6)})
+    held = _write_bars(root / "held", HELD_OUT)
+    for dataset in (train, held):
+        run_extraction(ExtractionRequest(dataset=dataset, store=root / "f.zarr", model=str(extract_model_dir),
+                                         timesteps=(10,)))
+    config = HeadTrainingConfig(head="mlp", head_params={"hidden": [16]}, epochs=20, lr=1e-2, window=None,
+                                dice_weight=0.5)
+    return fit_head(root / "f.zarr", [train], root / "run", config), root / "f.zarr", held, root / "held"
+
+
+def _auc(probability, vessel, fov):
+    return vessel_metrics(probability, vessel, fov)["auc_roc"]
+
+
+@pytest.mark.parametrize("stem", sorted(HELD_OUT))
+def test_predicted_probability_lies_on_the_vessels_of_the_native_image(aligned_run, stem, tmp_path):
+    run, _, _, folder = aligned_run
+    path = folder / "images" / f"{stem}.png"
+    (written,) = predict_images(run, [path], tmp_path)
+    probability = np.asarray(Image.open(written.probability)).astype(np.float64) / 255
+    vessel = np.asarray(Image.open(folder / "labels" / f"{stem}.png")) > 0
+    assert probability.shape == vessel.shape
+    fov = derive_fov(np.asarray(Image.open(path)))
+    assert _auc(probability, vessel, fov) > 0.9
+    # the same map read against vessels moved as a wrong mapping back to native pixels would move them
+    moved = [vessel[::-1], vessel[:, ::-1], np.roll(vessel, 8, axis=0), np.roll(vessel, -8, axis=1)]
+    if vessel.shape[0] == vessel.shape[1]:
+        moved.append(vessel.T)
+    for wrong in moved:
+        assert _auc(probability, wrong, fov) < 0.75
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_predict_maps_back_to_native_pixels_as_evaluate_does(aligned_run, index, tmp_path):
+    """The image file `predict` segments from scratch is the one cached (same derived FOV, same canvas): its
+    probability map is `evaluate`'s native mapping of the cached prediction, to the PNG's 1/255 rounding."""
+    run, store, held, folder = aligned_run
+    entry = FeatureStore(store).entry(held)
+    path = folder / "images" / f"{entry.image_ids[index]}.png"
+    (written,) = predict_images(run, [path], tmp_path)
+    predicted = np.asarray(Image.open(written.probability)).astype(np.float64) / 255
+    _, expected, _ = predict_native(load_run(run), entry, index)
+    fov = entry.read("native_fov", index)[:expected.shape[0], :expected.shape[1]].astype(bool)
+    assert predicted.shape == expected.shape
+    assert np.abs(predicted - expected)[fov].max() <= 0.5 / 255 + 1e-4
+    assert np.abs(predicted[::-1] - expected)[fov].max() > 0.1
