@@ -32,6 +32,7 @@ from dgss.extract.datasets import get_dataset
 from dgss.extract.extractor import FeatureExtractor, make_config
 from dgss.extract.features import default_timestep_batch, extract_features
 from dgss.extract.preprocess import image_tensor, to_canvas
+from dgss.pipelines.allocator import reuse_freed_memory
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
 
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--timestep-batch", type=int, default=None, help="timesteps per batched call (default all)")
     parser.add_argument("--batching-only", action="store_true", help="stop after the batching comparison")
     args = parser.parse_args()
+    reuse_freed_memory()  # as the `dgss` command does
     dataset = f"SYNTH-A-{args.images}x{args.size}"
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
