@@ -13,7 +13,7 @@ def blocks(
     model: Annotated[str, typer.Option(help="Diffusers UNet2DModel folder, pipeline folder, hub id or shipped "
                                             "backbone name; default: the shipped backbone.")] = "",
     input_size: Annotated[
-        int | None, typer.Option(help="Model input side in pixels; default: the model's sample size.")
+        int | None, typer.Option(min=8, help="Model input side in pixels; default: the model's sample size.")
     ] = None,
 ) -> None:
     """List tappable decoder blocks (name, channels, map size, stride) and the default coarse/middle/fine blocks."""

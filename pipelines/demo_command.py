@@ -13,7 +13,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the backbone, feature store, runs and report.")] = Path("dgss-output/demo"),
     data_root: Annotated[Optional[Path], typer.Option(help="Run DRIVE,STARE -> CHASE_DB1 from this data root instead of the synthetic domains.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Use this backbone instead of training one (real-data mode: default the shipped one).")] = None,
-    workers: Annotated[int, typer.Option(help="Local Dask workers for extraction (0: in this process).")] = 2,
+    workers: Annotated[int, typer.Option(min=0, help="Local Dask workers for extraction (0: in this process).")] = 2,
 ) -> None:
     """Train a backbone, extract, fit T&S-FreqAgg and a U-Net baseline, score them on an unseen domain."""
     from dgss.pipelines.demo import DemoConfig, run_demo

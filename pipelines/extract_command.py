@@ -31,7 +31,7 @@ def extract(
     timesteps: Annotated[Optional[str], typer.Option(help="Comma list of timesteps; default: the paper's set mapped onto the model's T.")] = None,
     mode: Annotated[str, typer.Option(help="anchored (f(x0, t)), ddim (inversion) or noised (q-sampled).")] = "anchored",
     ensemble: Annotated[int, typer.Option(min=1, help="Noise draws averaged per timestep (mode noised).")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the noise draws (mode noised).")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the noise draws (mode noised).")] = 0,
     bands: Annotated[str, typer.Option(help="haar (LL, LH, HL, HH at half size) or none (raw maps).")] = "haar",
     input_size: Annotated[Optional[int], typer.Option(min=8, help="Model input side in pixels; default: the model's sample size.")] = None,
     tiles: Annotated[Optional[int], typer.Option(min=8, help="Canvas side in pixels covered by overlapping input-size tiles (large images, e.g. HRF).")] = None,

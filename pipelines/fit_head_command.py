@@ -34,9 +34,9 @@ def fit_head_command(
     window: Annotated[int, typer.Option(min=0, help="Side of the random training windows in canvas pixels; 0 trains "
                                                     "on whole canvases, as the release does.")] = 128,
     windows_per_image: Annotated[int, typer.Option(min=1, help="Windows cut from each image read.")] = 2,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (release: 2e-3).")] = 2e-3,
-    seed: Annotated[int, typer.Option(help="Seed of member 0; member m uses seed + m.")] = 0,
-    dice_weight: Annotated[float, typer.Option(help="Weight of a soft-Dice term added to the cross-entropy.")] = 0.0,
+    lr: Annotated[float, typer.Option(min=0, help="Adam learning rate (release: 2e-3).")] = 2e-3,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of member 0; member m uses seed + m.")] = 0,
+    dice_weight: Annotated[float, typer.Option(min=0, help="Weight of a soft-Dice term added to the cross-entropy.")] = 0.0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     resume: Annotated[bool, typer.Option(help="Continue the stopped run in --out from its last epoch.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,

@@ -31,22 +31,22 @@ def train_diffusion(
     preset: Annotated[
         Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; adm: the paper's 512 px model, GPU.")
     ] = Preset.tiny,
-    resolution: Annotated[int | None, typer.Option(help="Training crop size in pixels [preset].")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Side of the FOV square crops are cut from: the scale "
+    resolution: Annotated[int | None, typer.Option(min=8, help="Training crop size in pixels [preset].")] = None,
+    image_size: Annotated[int | None, typer.Option(min=8, help="Side of the FOV square crops are cut from: the scale "
                                                         "features will be extracted at [preset].")] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Total optimizer steps; with --resume the new total [preset].")
+        int | None, typer.Option(min=1, help="Total optimizer steps; with --resume the new total [preset].")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Images per step [preset].")] = None,
-    lr: Annotated[float | None, typer.Option(help="AdamW learning rate [preset].")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step [preset].")] = None,
+    lr: Annotated[float | None, typer.Option(min=0, help="AdamW learning rate [preset].")] = None,
     prediction_type: Annotated[
         Prediction, typer.Option(help="Network target: sample (x0, as in the paper) or epsilon.")
     ] = Prediction.sample,
     checkpoint_every: Annotated[
-        int | None, typer.Option(help="Checkpoint, model save and sample grid every K steps [preset].")
+        int | None, typer.Option(min=1, help="Checkpoint, model save and sample grid every K steps [preset].")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in OUT/checkpoints.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the initial weights and of every step's data and noise.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the initial weights and of every step's data and noise.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast).")] = "cpu",
     data_root: Annotated[
         Path | None, typer.Option(help="Folder holding the datasets [$DGSS_DATA_ROOT, else ./data].")

@@ -43,3 +43,41 @@ def test_version_and_short_help(monkeypatch, capsys):
     assert code == 0 and output.strip() == f"dgss {importlib.metadata.version('dgss')}"
     code, output = _run(monkeypatch, capsys, "-h")
     assert code == 0 and "fit-head" in output
+
+
+def _numeric_options() -> list[tuple[str, str, float]]:
+    """(command, option, its lower bound) for every numeric option of every command."""
+    import typer
+
+    found = []
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            if param.param_type_name != "option" or param.is_flag:
+                continue
+            annotation = str(param.type_descriptor) if hasattr(param, "type_descriptor") else ""
+            if param.min is not None or "int" in annotation or "float" in annotation:
+                found.append((name, param.opts[0], param.min))
+    return found
+
+
+def test_every_numeric_option_has_a_lower_bound():
+    unbounded = [f"{command} {option}" for command, option, minimum in _numeric_options() if minimum is None]
+    assert _numeric_options() and not unbounded
+
+
+@pytest.mark.parametrize(("command", "option", "minimum"), _numeric_options())
+def test_a_value_below_every_numeric_option_s_bound_is_refused_before_any_work(
+        monkeypatch, capsys, tmp_path, command, option, minimum):
+    monkeypatch.chdir(tmp_path)
+    value = minimum - 1 if isinstance(minimum, int) else minimum - 0.5
+    code, output = _run(monkeypatch, capsys, command, option, str(value))
+    assert code == 2 and "Traceback" not in output and option in output
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("value", ["0", "nan"])
+def test_a_learning_rate_that_cannot_train_is_one_line(monkeypatch, capsys, tmp_path, value):
+    monkeypatch.chdir(tmp_path)
+    code, output = _run(monkeypatch, capsys, "fit-head", "--source", "A", "--store", "s", "--out", "o", "--lr", value)
+    assert code in (1, 2) and "lr" in output and "Traceback" not in output  # 2: typer's range, 1: the config's
+    assert not any(tmp_path.iterdir())
