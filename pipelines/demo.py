@@ -9,6 +9,9 @@ images and finished head runs, so a second run only re-scores.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,19 +61,23 @@ class DemoConfig:
 
 
 def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
-    """Run (or resume) every stage; print and write the score table; return its rows."""
+    """Run (or resume) every stage; print each stage's wall time, the score table and the total; return the rows."""
+    started = time.perf_counter()
     out = config.out
-    model = config.backbone or str(_train_backbone(config, out / "backbone"))
+    with _phase("backbone"):
+        model = config.backbone or str(_train_backbone(config, out / "backbone"))
     store = out / "features.zarr"
-    keys = {
-        run_extraction(
-            ExtractionRequest(
-                dataset=dataset, store=store, model=model, data_root=config.data_root, timesteps=config.timesteps,
-                input_size=config.canvas_size, workers=config.workers, command="dgss demo",
-            )
-        ).key
-        for dataset in (*config.sources, *config.targets)
-    }
+    with _phase("extraction"):
+        keys = {
+            run_extraction(
+                ExtractionRequest(
+                    dataset=dataset, store=store, model=model, data_root=config.data_root,
+                    timesteps=config.timesteps, input_size=config.canvas_size, workers=config.workers,
+                    command="dgss demo",
+                )
+            ).key
+            for dataset in (*config.sources, *config.targets)
+        }
     (key,) = keys  # one backbone, one config: every dataset is cached under the same key
     heads = {
         "tsfreqagg": HeadTrainingConfig(head="tsfreqagg", head_params={"width": config.head_width},
@@ -82,13 +89,23 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     }
     rows = []
     for name, training in heads.items():
-        run_dir = _fit_once(store, config.sources, key, out / "runs" / name, training)
-        results = evaluate_run(run_dir, store, [*config.sources, *config.targets], out / "report" / name)
+        with _phase(f"{name} fit and scoring"):
+            run_dir = _fit_once(store, config.sources, key, out / "runs" / name, training)
+            results = evaluate_run(run_dir, store, [*config.sources, *config.targets], out / "report" / name)
         for dataset, scores in results["targets"].items():
             role = "unseen target" if dataset in config.targets else f"source ({scores['split']} split)"
             rows.append({"head": name, "dataset": dataset, "role": role, **scores["pooled"]})
     _write_summary(rows, out / "report")
+    print(f"demo total: {time.perf_counter() - started:.0f} s", flush=True)
     return rows
+
+
+@contextmanager
+def _phase(name: str) -> Iterator[None]:
+    """Print a stage's wall time when it ends, so a slow stage is seen as it happens."""
+    started = time.perf_counter()
+    yield
+    print(f"demo {name}: {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def _train_backbone(config: DemoConfig, folder: Path) -> Path:

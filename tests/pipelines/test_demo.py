@@ -72,7 +72,7 @@ def test_the_demo_writes_its_report(demo_run):
     assert (Path(config.out) / "runs" / "tsfreqagg" / "loss.png").is_file()
 
 
-def test_a_second_demo_run_reuses_the_backbone_the_features_and_the_heads(demo_run):
+def test_a_second_demo_run_reuses_the_backbone_the_features_and_the_heads(demo_run, capsys):
     config, rows = demo_run
     out = Path(config.out)
     cached = [out / "backbone" / "diffusion_pytorch_model.safetensors", out / "runs" / "tsfreqagg" / "run.json",
@@ -81,3 +81,6 @@ def test_a_second_demo_run_reuses_the_backbone_the_features_and_the_heads(demo_r
     again = run_demo(config)
     assert [path.stat().st_mtime_ns for path in cached] == before
     assert again == rows
+    printed = capsys.readouterr().out
+    for phase in ("backbone", "extraction", "tsfreqagg fit and scoring", "unet fit and scoring", "total"):
+        assert f"demo {phase}: " in printed  # each stage's wall time, as it ends
