@@ -1,8 +1,8 @@
 """The run folder: an ensemble of trained heads (safetensors) plus `run.json`, and the ensemble's prediction.
 
-A folder is a run only once its `run.json` exists: `write_run` writes every other file first (each through a
-temporary name and a rename) and `run.json` last, so a training that stops half-way leaves nothing a later
-`dgss evaluate` would trust. `load_run` checks every file and names the one that is missing or corrupt.
+A folder is a run only once its `run.json` exists: each head file is written (through a temporary name and a
+rename) as its member finishes training, and `write_run` adds the loss curve and then `run.json` last, so a
+training that stops half-way leaves nothing a later `dgss evaluate` would trust. `load_run` checks every file and names the one that is missing or corrupt.
 
 Layout::
 
@@ -131,23 +131,19 @@ def write_head(out_dir: Path, name: str, head: nn.Module, head_name: str, member
     os.replace(temporary, out_dir / name)
 
 
-def write_run(out_dir: str | Path, record: RunRecord, heads: Sequence[nn.Module],
-              losses: Sequence[Sequence[float]]) -> Path:
-    """Write the loss curve, the heads, then `run.json` (last) into `out_dir`; return the path of `run.json`.
+def write_run(out_dir: str | Path, record: RunRecord, losses: Sequence[Sequence[float]]) -> Path:
+    """Finish a run whose head files are in `out_dir` already: write the loss curve, then `run.json` (last).
 
-    An old `run.json` is removed before anything else is replaced, so the folder is never a run that mixes old
-    and new files.
+    `--overwrite` removed any old `run.json` before training (`prepare_out_dir`); one left by a run killed between
+    writing it and dropping its checkpoint is removed here before the loss curve is replaced.
 
     Parameters
     ----------
     losses : (member,) sequences of (epoch,) float
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RUN_FILE).unlink(missing_ok=True)
     write_loss_curve(losses, out_dir)
-    for member, (name, head) in enumerate(zip(record.head_files, heads, strict=True)):
-        write_head(out_dir, name, head, record.training["head"], member)
     write_json(out_dir / RUN_FILE, record.to_dict())
     return out_dir / RUN_FILE
 

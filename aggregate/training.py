@@ -109,7 +109,7 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
         extraction_config=first.config, spec=spec.to_dict(),
         head_files=tuple(head_file_name(member) for member in range(config.ensemble)),
     )
-    write_run(out_dir, record, heads, losses)
+    write_run(out_dir, record, losses)
     remove_checkpoint(out_dir)
     return out_dir
 
