@@ -40,20 +40,15 @@ def split_indices(entry: Entry, preferred: str) -> tuple[str, list[int]]:
     return split, ready
 
 
-def pending_images(entry: Entry, split: str) -> int:
-    """How many images of `split` ("all": every image) are not extracted yet."""
-    indices = entry.indices(None if split == "all" else split)
-    return int((~entry.done()[indices]).sum())
-
-
 def warn_pending(entry: Entry, split: str, action: str) -> None:
-    """Name a dataset whose split is only partly extracted, with the count, before it is used without them."""
-    pending = pending_images(entry, split)
+    """Name a dataset whose split ("all": every image) is only partly extracted, with the count, before it is used
+    without them."""
+    indices = entry.indices(None if split == "all" else split)
+    pending = int((~entry.done()[indices]).sum())
     if pending:
-        total = len(entry.indices(None if split == "all" else split))
         logger.warning("%s: %d of %d images of split '%s' are not extracted yet; %s the %d done (finish them with "
-                       "`dgss extract --dataset %s`)", entry.dataset, pending, total, split, action, total - pending,
-                       entry.dataset)
+                       "`dgss extract --dataset %s`)", entry.dataset, pending, len(indices), split, action,
+                       len(indices) - pending, entry.dataset)
 
 
 def feature_names(entry: Entry) -> list[str]:
