@@ -32,22 +32,27 @@ def default_timesteps(num_train_timesteps: int) -> tuple[int, ...]:
 
 def check_timesteps(timesteps: Sequence[int], num_train_timesteps: int) -> tuple[int, ...]:
     """Sorted, deduplicated timesteps; ModelError if any is not an integer in 0 .. T-1 or none is given."""
-    bad = [step for step in timesteps if isinstance(step, bool) or not isinstance(step, int)]
+    bad = _non_integers(timesteps)
     bad += [step for step in timesteps if step not in bad and not 0 <= step < num_train_timesteps]
     if bad or not timesteps:
         what = f"timestep {', '.join(map(str, bad))}" if bad else "no timestep given"
         last = num_train_timesteps - 1
         raise ModelError(f"{what}: the model was trained with {num_train_timesteps} steps, use integers 0..{last}")
-    return tuple(sorted(set(timesteps)))
+    return _normal_timesteps(timesteps)
 
 
 def _normal_timesteps(timesteps: Sequence[int]) -> tuple[int, ...]:
     """Sorted and deduplicated, so every path (CLI, API, from_dict) gets one key per set of timesteps and coords that
     follow the data (ddim inverts in ascending order; a repeated step would be computed and cached twice)."""
-    bad = [step for step in timesteps if isinstance(step, bool) or not isinstance(step, int)]
+    bad = _non_integers(timesteps)
     if bad:
         raise ModelError(f"timestep {', '.join(map(repr, bad))}: timesteps are integers 0..T-1 (T: the model's steps)")
     return tuple(sorted(set(timesteps)))
+
+
+def _non_integers(timesteps: Sequence[int]) -> list:
+    """The entries that are not plain integers (bools are ints to Python, not timesteps)."""
+    return [step for step in timesteps if isinstance(step, bool) or not isinstance(step, int)]
 
 
 @dataclass(frozen=True, kw_only=True)
