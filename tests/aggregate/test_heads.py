@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from dgss.aggregate.heads import HEAD_NAMES, build_head, head_config
 from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d
 from dgss.aggregate.spec import BlockSpec, CacheSpec
+from head_batches import random_batch
 from dgss.store.errors import ConfigMismatchError, DgssError
 
 SMALL = {"tsfreqagg": {"width": 8, "kernel_channels": 4}, "mlp": {"hidden": [8, 4]},
@@ -26,14 +27,6 @@ def _spec(bands: str, layout: str) -> CacheSpec:
     return CacheSpec(blocks=blocks, timesteps=(10, 100), bands=bands, canvas_size=32)
 
 
-def _batch(spec: CacheSpec, size: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    batch = {spec.feature_key(b): torch.randn(size, *spec.feature_shape(b), generator=generator)
-             for b in spec.blocks}
-    batch["image"] = torch.rand(size, 3, spec.canvas_size, spec.canvas_size, generator=generator)
-    return batch
-
-
 @pytest.mark.parametrize("layout", ["three", "x4", "one", "x3"])
 @pytest.mark.parametrize("bands", ["haar", "none"])
 @pytest.mark.parametrize("name", ["tsfreqagg", "mlp"])
@@ -41,7 +34,7 @@ def test_feature_head_output_shape(name, bands, layout):
     spec = _spec(bands, layout)
     head = build_head(name, spec, **SMALL[name])
     assert head.uses_features
-    assert head(_batch(spec)).shape == (2, 2, 32, 32)
+    assert head(random_batch(spec, 2)).shape == (2, 2, 32, 32)
 
 
 def test_unet_output_shape_and_canvas_check():
@@ -59,7 +52,7 @@ def test_gradients_reach_every_parameter(name, bands):
     spec = _spec(bands, "three")
     head = build_head(name, spec, **SMALL[name])
     target = torch.randint(0, 2, (2, 32, 32), generator=torch.Generator().manual_seed(1))
-    F.cross_entropy(head(_batch(spec)), target).backward()
+    F.cross_entropy(head(random_batch(spec, 2)), target).backward()
     for param_name, param in head.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, param_name
 
@@ -67,7 +60,7 @@ def test_gradients_reach_every_parameter(name, bands):
 def test_time_gate_weights_sum_to_one():
     spec = _spec("haar", "three")
     head = build_head("tsfreqagg", spec, **SMALL["tsfreqagg"]).eval()
-    logits, gates = head.forward_with_gates(_batch(spec))
+    logits, gates = head.forward_with_gates(random_batch(spec, 2))
     assert logits.shape == (2, 2, 32, 32)
     assert gates.shape == (2, 2, 16, 16)
     torch.testing.assert_close(gates.sum(dim=1), torch.ones(2, 16, 16))
@@ -114,12 +107,12 @@ def test_unknown_head_and_hparam_raise_listing_valid_ones():
 def test_batch_from_another_cache_raises():
     head = build_head("tsfreqagg", _spec("haar", "x4"), **SMALL["tsfreqagg"])
     with pytest.raises(ConfigMismatchError, match="features/block0"):
-        head(_batch(_spec("none", "x4")))
+        head(random_batch(_spec("none", "x4"), 2))
 
 
 def test_tsfreqagg_overfits_one_batch():
     spec = _spec("haar", "x4")
-    batch = _batch(spec)
+    batch = random_batch(spec, 2)
     fine = batch["features/block1"][:, 0, 0, 0]
     target = (F.interpolate(fine[:, None], size=(32, 32), mode="nearest")[:, 0] > 0).long()
     head = build_head("tsfreqagg", spec, seed=0, width=16, kernel_channels=4)

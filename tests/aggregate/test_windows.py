@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from dgss.aggregate.heads import build_head
 from dgss.aggregate.heads.freqfusion import reassemble
 from dgss.aggregate.spec import BlockSpec, CacheSpec
+from head_batches import random_batch
 from dgss.aggregate.windows import Window, crop, sample_windows, tile_origins, tiled_logits, window_side
 
 
@@ -19,14 +20,6 @@ def _spec(canvas: int, channels: int = 3, timesteps: tuple[int, ...] = (1, 10)) 
     blocks = tuple(BlockSpec(name=f"up_blocks.{i}", channels=channels, height=size, width=size, level=level)
                    for i, (level, size) in enumerate(sizes.items()))
     return CacheSpec(blocks=blocks, timesteps=timesteps, bands="haar", canvas_size=canvas)
-
-
-def _batch(spec: CacheSpec, size: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    batch = {spec.feature_key(b): torch.randn(size, *spec.feature_shape(b), generator=generator)
-             for b in spec.blocks}
-    batch["image"] = torch.rand(size, 3, spec.canvas_size, spec.canvas_size, generator=generator)
-    return batch
 
 
 def _unfold_reassemble(x, kernels, scale):
@@ -104,7 +97,7 @@ def test_tiles_give_the_logits_of_the_whole_canvas(name):
     spec = _spec(512)
     params = {"tsfreqagg": {"width": 4, "kernel_channels": 4}, "mlp": {"hidden": [8]}}[name]
     head = build_head(name, spec, seed=1, **params).eval()
-    batch = _batch(spec)
+    batch = random_batch(spec, 1)
     with torch.no_grad():
         whole = head(batch)
         tiled = tiled_logits(head, batch, spec, side=384, context=96)
@@ -115,7 +108,7 @@ def test_tiles_give_the_logits_of_the_whole_canvas(name):
 def test_tiles_without_enough_context_differ_so_the_test_above_can_fail():
     spec = _spec(512)
     head = build_head("tsfreqagg", spec, seed=1, width=4, kernel_channels=4).eval()
-    batch = _batch(spec)
+    batch = random_batch(spec, 1)
     with torch.no_grad():
         whole = head(batch)
         tiled = tiled_logits(head, batch, spec, side=128, context=0)

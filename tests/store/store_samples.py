@@ -1,8 +1,12 @@
-"""Tiny entries for the store tests: two blocks' features plus image, masks and geometry, deterministic per image."""
+"""Tiny entries for the store tests: two blocks' features plus image, masks and geometry, deterministic per image;
+and a runner for one store command."""
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import typer
+from typer.testing import CliRunner, Result
 
 from dgss.store import ArraySpec
 
@@ -49,3 +53,11 @@ def image_arrays(index: int, arrays: dict[str, ArraySpec] = ARRAYS) -> dict[str,
         else:
             values[name] = (ramp * (index + 1)).astype(spec.dtype)
     return values
+
+
+def invoke_alone(command: Callable[..., None], *args: str) -> Result:
+    """Run one `dgss` command function on a group holding just it (a one-command typer app drops the name)."""
+    cli = typer.Typer()
+    cli.callback()(lambda: None)
+    cli.command()(command)
+    return CliRunner().invoke(cli, [command.__name__, *args])

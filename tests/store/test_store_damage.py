@@ -6,15 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from dgss.pipelines.app import app
 from dgss.pipelines.verify_command import verify
 from dgss.store import Entry, FeatureStore, config_key, summarize
 from dgss.store.errors import DamagedImageError, StoreError
 from dgss.store.integrity import chunk_path
-from store_samples import CONFIG, entry_kwargs, image_arrays
+from store_samples import CONFIG, entry_kwargs, image_arrays, invoke_alone
 
 FEATURE = "features/up.0"
 
@@ -44,14 +42,6 @@ def _damage_message(store: Path, name: str, index: int) -> str:
     assert "\n" not in message and f"'im{index}'" in message and repr(name) in message
     assert f"dgss verify --store {store} --repair" in message
     return message
-
-
-def _verify(*args: str):
-    """Run `dgss verify ...` on a group holding just this command."""
-    cli = typer.Typer()
-    cli.callback()(lambda: None)
-    cli.command()(verify)
-    return CliRunner().invoke(cli, ["verify", *args])
 
 
 def test_verify_is_registered() -> None:
@@ -101,23 +91,23 @@ def test_all_fill_value_arrays_are_stored(tmp_path: Path) -> None:
 def test_verify_reports_damage_and_repair_unmarks_only_damaged_images(tmp_path: Path, entry: Entry) -> None:
     _chunk(tmp_path, entry, FEATURE, 1).unlink()
     shutil.copyfile(_chunk(tmp_path, entry, "vessel", 0), _chunk(tmp_path, entry, "vessel", 2))
-    result = _verify("--store", str(tmp_path))
+    result = invoke_alone(verify, "--store", str(tmp_path))
     assert result.exit_code == 1, result.output
     assert "1 ok, 2 damaged, 0 unverified, 1 not done" in result.output
     assert f"image 'im1' (index 1): array {FEATURE!r} has no chunk file" in result.output
     assert "image 'im2' (index 2): array 'vessel' does not match its checksum" in result.output
     assert _reopened(tmp_path).done().tolist() == [True, True, True, False]
-    repaired = _verify("--store", str(tmp_path), "--dataset", "SYNTH-A", "--repair")
+    repaired = invoke_alone(verify, "--store", str(tmp_path), "--dataset", "SYNTH-A", "--repair")
     assert repaired.exit_code == 0, repaired.output
     assert "unmarked 2 image(s)" in repaired.output
     assert _reopened(tmp_path).done().tolist() == [True, False, False, False]
-    again = _verify("--store", str(tmp_path))
+    again = invoke_alone(verify, "--store", str(tmp_path))
     assert again.exit_code == 0 and "1 ok, 0 damaged, 0 unverified, 3 not done" in again.output
 
 
 def test_verify_of_unreadable_metadata_fails_even_with_repair(tmp_path: Path, entry: Entry) -> None:
     (tmp_path / entry.group.path / "image" / "zarr.json").write_text("{not json")
-    result = _verify("--store", str(tmp_path), "--repair")
+    result = invoke_alone(verify, "--store", str(tmp_path), "--repair")
     assert result.exit_code == 1 and "unreadable" in result.output and "image/zarr.json" in result.output
 
 
@@ -127,7 +117,7 @@ def test_entry_written_before_checksums_reads_unverified(tmp_path: Path, entry: 
     assert old.key == config_key(CONFIG) and not old.has_checksums
     assert old.read(FEATURE, 2).tobytes() == image_arrays(2)[FEATURE].tobytes()
     old.write_image(3, image_arrays(3))
-    result = _verify("--store", str(tmp_path))
+    result = invoke_alone(verify, "--store", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "0 ok, 0 damaged, 4 unverified, 0 not done" in result.output
     _chunk(tmp_path, entry, "geometry", 0).unlink()

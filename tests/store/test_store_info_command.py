@@ -2,23 +2,13 @@
 
 from pathlib import Path
 
-import typer
-from typer.testing import CliRunner
 
 from dgss.pipelines.app import app
 from dgss.pipelines.info_command import info
 from dgss.store import FeatureStore
 from dgss.store.errors import StoreError
 from dgss.store.integrity import chunk_path
-from store_samples import entry_kwargs, image_arrays
-
-
-def _invoke(*args: str):
-    """Run `dgss info ...` on a group holding just this command (a one-command typer app drops the name)."""
-    cli = typer.Typer()
-    cli.callback()(lambda: None)
-    cli.command()(info)
-    return CliRunner().invoke(cli, ["info", *args])
+from store_samples import entry_kwargs, image_arrays, invoke_alone
 
 
 def test_info_is_registered() -> None:
@@ -28,7 +18,7 @@ def test_info_is_registered() -> None:
 def test_info_lists_entries(tmp_path: Path) -> None:
     entry = FeatureStore(tmp_path).require_entry(**entry_kwargs())
     entry.write_image(0, image_arrays(0))
-    result = _invoke(str(tmp_path))
+    result = invoke_alone(info, str(tmp_path))
     assert result.exit_code == 0, result.output
     assert f"SYNTH-A  key {entry.key}  1/4 images done" in result.output
     assert "timesteps: 1, 10" in result.output
@@ -37,7 +27,7 @@ def test_info_lists_entries(tmp_path: Path) -> None:
 
 def test_info_on_a_non_store(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    result = _invoke(str(tmp_path))
+    result = invoke_alone(info, str(tmp_path))
     assert isinstance(result.exception, StoreError)
 
 
@@ -45,7 +35,7 @@ def test_info_flags_done_images_with_a_missing_chunk(tmp_path: Path) -> None:
     entry = FeatureStore(tmp_path).require_entry(**entry_kwargs())
     entry.write_image(0, image_arrays(0))
     (tmp_path / chunk_path(entry.group["vessel"], 0)).unlink()
-    result = _invoke(str(tmp_path))
+    result = invoke_alone(info, str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "1/4 images done (1 damaged)" in result.output
     assert f"dgss verify --store {tmp_path} --repair" in result.output
