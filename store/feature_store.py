@@ -211,10 +211,16 @@ class FeatureStore:
 
     def _all_entries(self) -> list[Entry]:
         found = []
-        for _, dataset_group in self._root.groups():
-            for _, group in dataset_group.groups():
-                if ENTRY_ATTR in group.attrs:
-                    found.append(Entry(group, self.location))
+        try:
+            for _, dataset_group in self._root.groups():
+                for _, group in dataset_group.groups():
+                    if ENTRY_ATTR in group.attrs:
+                        found.append(Entry(group, self.location))
+        except json.JSONDecodeError:
+            raise StoreError(
+                f"the store {self.location} has damaged metadata ({_unparsable_metadata(self.location)} is not JSON): "
+                "restore it from a copy, or delete that dataset's folder and extract it again"
+            ) from None
         return sorted(found, key=lambda entry: (entry.dataset, entry.key))
 
     def _cached_text(self) -> str:
@@ -224,6 +230,16 @@ class FeatureStore:
         if not by_dataset:
             return "nothing"
         return "; ".join(f"{dataset} [{', '.join(keys)}]" for dataset, keys in by_dataset.items())
+
+
+def _unparsable_metadata(location: str) -> str:
+    """The first `zarr.json` under a local store that does not parse ("a zarr.json" elsewhere)."""
+    for path in sorted(Path(location).rglob("zarr.json")) if Path(location).is_dir() else []:
+        try:
+            json.loads(path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return str(path)
+    return "a zarr.json"
 
 
 def _open_root(path: StoreLike, location: str, *, create: bool) -> zarr.Group:
@@ -241,7 +257,12 @@ def _open_root(path: StoreLike, location: str, *, create: bool) -> zarr.Group:
             return created
     try:
         root = zarr.open_group(store, mode="r+", zarr_format=3)
-    except ValueError:  # zarr's ContainsArrayError (an array at the root) or unreadable JSON
+    except json.JSONDecodeError:
+        raise StoreError(
+            f"the store {location} has damaged metadata ({location}/zarr.json is not JSON): restore it from a copy, "
+            "or extract into a new store"
+        ) from None
+    except ValueError:  # zarr's ContainsArrayError (an array at the root)
         raise StoreError(f"{location} is a zarr store but not a dgss store: give a new or empty directory")
     version = root.attrs.get(SCHEMA_ATTR)
     if version is None:

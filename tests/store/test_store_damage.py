@@ -55,6 +55,17 @@ def test_deleted_chunk_is_an_error_not_zeros(tmp_path: Path, entry: Entry) -> No
     assert [info["images_damaged"] for info in summarize(tmp_path)] == [1]
 
 
+def test_the_xarray_view_raises_on_a_deleted_chunk_and_leaves_out_images_not_done(tmp_path: Path, entry: Entry) -> None:
+    import dgss.store
+
+    _chunk(tmp_path, entry, FEATURE, 1).unlink()
+    view = dgss.store.open(tmp_path, "SYNTH-A")
+    assert list(view["image"].values) == ["im0", "im1", "im2"] and view.attrs["images_not_done"] == 1
+    assert np.array_equal(view[FEATURE].sel(image="im0").values, image_arrays(0)[FEATURE].astype(np.float32))
+    with pytest.raises(DamagedImageError, match="no chunk file"):
+        view[FEATURE].sum().compute()
+
+
 def test_truncated_chunk_names_image_and_array(tmp_path: Path, entry: Entry) -> None:
     chunk = _chunk(tmp_path, entry, "features/up.1", 2)
     chunk.write_bytes(chunk.read_bytes()[:20])
@@ -79,6 +90,15 @@ def test_damaged_array_metadata_is_a_store_error(tmp_path: Path, entry: Entry) -
     with pytest.raises(StoreError, match=r"'vessel'.*vessel/zarr\.json") as caught:
         _reopened(tmp_path).read("vessel", 0)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("group", ["", "SYNTH-A", "SYNTH-A/{key}"])
+def test_damaged_group_metadata_is_a_store_error_naming_the_file(tmp_path: Path, entry: Entry, group: str) -> None:
+    metadata = tmp_path / group.format(key=entry.key) / "zarr.json"
+    metadata.write_text("{not json")
+    with pytest.raises(StoreError, match="damaged metadata") as caught:
+        summarize(tmp_path)
+    assert str(metadata) in str(caught.value)
 
 
 def test_all_fill_value_arrays_are_stored(tmp_path: Path) -> None:

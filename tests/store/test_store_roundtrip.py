@@ -81,10 +81,9 @@ class TestRoundTrip:
         features = view["features/up.0"]
         assert features.dims == ("image", "timestep", "band", "up.0.channel", "up.0.y", "up.0.x")
         assert isinstance(features.data, dask.array.Array)
-        assert features.data.chunks[0] == (1, 1, 1, 1)
-        assert view["image"].values.tolist() == IMAGE_IDS
-        assert view["split"].values.tolist() == ["training", "training", "test", "test"]
-        assert view["done"].values.tolist() == [False, True, False, False]
+        assert features.data.chunks[0] == (1,) and features.dtype == np.float32
+        assert view["image"].values.tolist() == [IMAGE_IDS[1]] and view.attrs["images_not_done"] == 3
+        assert view["split"].values.tolist() == ["training"]
         assert view["timestep"].values.tolist() == [1, 10]
         assert view["band"].values.tolist() == ["LL", "LH", "HL", "HH"]
         assert view.attrs["blocks"] == ["up.0", "up.1"]
