@@ -27,7 +27,9 @@ class Checkpoint:
     """Training state after ``epoch`` epochs of ensemble member ``member``.
 
     ``identity`` is what must not change between a run and its resumption (training config, sources, key);
-    ``losses`` holds the per-epoch mean loss of every member so far, the current one last.
+    ``losses`` holds the per-epoch mean loss of every member so far, the current one last; ``validation`` the
+    validation scores of every member so far (dicts of `ValidationScore`), and ``best_head`` the current member's
+    weights at its best validation score (None before its first validation, or without validation).
     """
 
     identity: dict[str, Any]
@@ -36,6 +38,8 @@ class Checkpoint:
     head: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     losses: list[list[float]]
+    validation: list[list[dict[str, Any]]]
+    best_head: dict[str, torch.Tensor] | None
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -43,7 +47,8 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
     temporary = run_dir / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
     torch.save({"identity": json.dumps(checkpoint.identity, sort_keys=True), "member": checkpoint.member,
                 "epoch": checkpoint.epoch, "head": checkpoint.head, "optimizer": checkpoint.optimizer,
-                "losses": checkpoint.losses}, temporary)
+                "losses": checkpoint.losses, "validation": json.dumps(checkpoint.validation),
+                "best_head": checkpoint.best_head}, temporary)
     os.replace(temporary, run_dir / CHECKPOINT_FILE)
 
 
@@ -64,7 +69,8 @@ def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | Non
         raise RunError(f"checkpoint {path} was written with other settings ({', '.join(changed)} differ): resume "
                        "with the options of the stopped run, or pass --overwrite to start again")
     return Checkpoint(identity=saved, member=int(data["member"]), epoch=int(data["epoch"]), head=data["head"],
-                      optimizer=data["optimizer"], losses=[list(map(float, member)) for member in data["losses"]])
+                      optimizer=data["optimizer"], losses=[list(map(float, member)) for member in data["losses"]],
+                      validation=json.loads(data["validation"]), best_head=data["best_head"])
 
 
 def remove_checkpoint(run_dir: Path) -> None:

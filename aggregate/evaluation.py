@@ -3,8 +3,9 @@
 Per target: the done images of its "test" split (all images where it has none), cached under the run's key.
 Each image's canvas prediction is mapped back to native resolution with its stored geometry and scored against
 `native_vessel` inside `native_fov`. Thresholded metrics (Dice, IoU, sensitivity, specificity, accuracy) score
-the members' per-pixel majority vote; AUC-ROC and AUC-PR rank the mean probability (with one member, the
-same map). The vote fraction is mapped to native resolution and thresholded there (> 0.5).
+the members' per-pixel majority vote, each member thresholded at the threshold its source validation chose (or
+one given); AUC-ROC and AUC-PR rank the mean probability (with one member, the same map). The vote fraction is
+mapped to native resolution and thresholded there (> 0.5).
 """
 
 from collections.abc import Sequence
@@ -30,17 +31,18 @@ TABLE_COLUMNS = ("target", "image", "n_images", *METRIC_NAMES)
 
 def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
                  report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
-                 tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False) -> dict[str, Any]:
+                 tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False,
+                 threshold: float | None = None) -> dict[str, Any]:
     """Score the run on every target; write scores (CSV, JSON, PNG table) and overlays under `report_dir`.
 
     `store_path` None means the store the run was trained from. The heads are applied in tiles of `tile` canvas
     pixels (None: whole canvases). A target image the run was trained on is refused, naming it, unless
-    `allow_training_images` (then the report marks the target). Returns the scores per target, pooled and per
-    image, and the paths written.
+    `allow_training_images` (then the report marks the target). `threshold` replaces the members' stored
+    decision thresholds. Returns the scores per target, pooled and per image, and the paths written.
     """
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
-    run = load_run(run_dir, device=device, tile=tile, tile_context=tile_context)
+    run = load_run(run_dir, device=device, tile=tile, tile_context=tile_context, threshold=threshold)
     store_path = Path(store_path if store_path is not None else run.record.store)
     store = FeatureStore(store_path, create=False)
     entries = [resolve_target(store, target, run) for target in dict.fromkeys(targets)]
@@ -53,7 +55,8 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     report_dir = Path(report_dir)
     overlay_dir = report_dir / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"run": str(Path(run_dir)), "store": str(store_path), "key": run.key, "targets": {}}
+    results: dict[str, Any] = {"run": str(Path(run_dir)), "store": str(store_path), "key": run.key,
+                               "thresholds": list(run.thresholds), "targets": {}}
     overlay_paths = []
     for entry, split, indices in plans:
         scores, paths = _score_target(run, entry, indices, overlay_dir, overlays)
@@ -69,8 +72,8 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
 
 
 def trained_images(run: Run, entry: Entry, indices: list[int]) -> list[str]:
-    """Ids of the target's images (at `indices`) that the run was trained on."""
-    trained = set(run.record.sources.get(entry.dataset, ()))
+    """Ids of the target's images (at `indices`) that the run was trained or validated on."""
+    trained = run.record.seen_images(entry.dataset)
     return [entry.image_ids[index] for index in indices if entry.image_ids[index] in trained]
 
 

@@ -77,6 +77,22 @@ class MetricAccumulator:
         self._histogram += np.stack([np.bincount(index[labels == cls], minlength=self.bins) for cls in (0, 1)])
         self._confusion += _confusion(scores, labels, self.threshold)
 
+    def best_dice_threshold(self) -> tuple[float, float]:
+        """The threshold (a bin's lower edge) at which the pooled Dice is highest, and that Dice.
+
+        This is how a labelled validation part of the sources picks the decision threshold of a head whose
+        probabilities are not calibrated at 0.5; ties go to the threshold nearest 0.5.
+        """
+        negatives, positives = self._histogram
+        tp = np.cumsum(positives[::-1])[::-1]  # vessel pixels at or above each bin's lower edge
+        fp = np.cumsum(negatives[::-1])[::-1]
+        denominator = tp + fp + positives.sum()  # 2 tp + fp + fn
+        dice = np.divide(2.0 * tp, denominator, out=np.zeros(self.bins), where=denominator > 0)
+        edges = np.arange(self.bins) / self.bins
+        best = np.flatnonzero(dice == dice.max())
+        index = int(best[np.argmin(np.abs(edges[best] - 0.5))])
+        return float(edges[index]), float(dice[index])
+
     def compute(self) -> dict[str, float]:
         """The pooled metrics, one value per name in :data:`METRIC_NAMES`."""
         negatives, positives = self._histogram[:, ::-1]

@@ -40,6 +40,8 @@ RUN_FORMAT = 1
 RUN_FILE = "run.json"
 DEFAULT_TILE = 512
 """Side of the tiles a head is applied in, canvas pixels: the whole default 512 px canvas in one call."""
+DEFAULT_THRESHOLD = 0.5
+"""Decision threshold of a member with no validation-chosen one (a run trained without validation images)."""
 DEFAULT_TILE_CONTEXT = 96
 """Margin dropped from each inner tile edge, canvas pixels: the receptive field of the T&S-FreqAgg head at the
 default strides (96 px, measured by its gradient), so tiles give the same logits as a whole canvas."""
@@ -51,7 +53,8 @@ class RunRecord:
 
     `training` is `HeadTrainingConfig.to_dict()`; its "head" and "head_params" rebuild the heads.
     `extraction_config` is the source entries' config (its hash is `key`); `spec` is `CacheSpec.to_dict()`, from
-    which the heads are rebuilt.
+    which the heads are rebuilt. `sources` and `validation_images` name the images trained on and held out to
+    choose, per member, the epoch and decision threshold kept in `selection` ({"epoch", "threshold", "history"}).
     """
 
     training: dict[str, Any]
@@ -61,7 +64,19 @@ class RunRecord:
     extraction_config: dict[str, Any]
     spec: dict[str, Any]
     head_files: tuple[str, ...]
+    validation_images: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    selection: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     format: int = RUN_FORMAT
+
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """Each member's decision threshold: chosen on the validation images, else :data:`DEFAULT_THRESHOLD`."""
+        chosen = [float(member["threshold"]) for member in self.selection]
+        return tuple(chosen) if len(chosen) == len(self.head_files) else (DEFAULT_THRESHOLD,) * len(self.head_files)
+
+    def seen_images(self, dataset: str) -> set[str]:
+        """Ids of `dataset`'s images the run learned from or was selected on."""
+        return {*self.sources.get(dataset, ()), *self.validation_images.get(dataset, ())}
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "head_files": list(self.head_files)}
@@ -69,8 +84,9 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
         """Rebuild from `to_dict()` output; KeyError/TypeError on a missing or extra field (load_run names the file)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        missing = sorted(names - set(data) - {"format"})
+        required = {field.name for field in dataclasses.fields(cls)
+                    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING}
+        missing = sorted(required - set(data))
         if missing:
             raise KeyError(f"missing field(s) {', '.join(missing)}")
         return cls(**{**data, "head_files": tuple(data["head_files"])})
@@ -78,8 +94,8 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Run:
-    """A loaded run: its folder, record, cache spec and heads (in eval mode, on `device`), and the tiles the heads
-    are applied in."""
+    """A loaded run: its folder, record, cache spec and heads (in eval mode, on `device`), the tiles the heads
+    are applied in, and each head's decision threshold."""
 
     path: Path
     record: RunRecord
@@ -88,6 +104,7 @@ class Run:
     device: torch.device
     tile: int | None = DEFAULT_TILE
     tile_context: int = DEFAULT_TILE_CONTEXT
+    thresholds: tuple[float, ...] = ()
 
     @property
     def key(self) -> str:
@@ -149,11 +166,14 @@ def write_run(out_dir: str | Path, record: RunRecord, losses: Sequence[Sequence[
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: int | None = DEFAULT_TILE,
-             tile_context: int = DEFAULT_TILE_CONTEXT) -> Run:
+             tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | None = None) -> Run:
     """Read and check a run folder; RunError naming the file that is missing or corrupt.
 
     `tile` and `tile_context` (canvas pixels) set how the heads are applied to a canvas; None: in one call.
+    `threshold` replaces every member's stored decision threshold.
     """
+    if threshold is not None and not 0 < threshold < 1:
+        raise RunError(f"threshold {threshold} is not a probability strictly between 0 and 1: pass e.g. 0.5")
     run_dir = Path(run_dir)
     run_file = run_dir / RUN_FILE
     if not run_dir.is_dir():
@@ -171,8 +191,9 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: i
     heads = tuple(_load_head(run_dir / name, record, spec, device) for name in record.head_files)
     if not heads:
         raise RunError(f"{run_file} lists no head files: train the run again with `dgss fit-head --out {run_dir}`")
+    thresholds = (threshold,) * len(heads) if threshold is not None else record.thresholds
     return Run(path=run_dir, record=record, spec=spec, heads=heads, device=device, tile=tile,
-               tile_context=tile_context)
+               tile_context=tile_context, thresholds=thresholds)
 
 
 def _read_record(run_file: Path) -> RunRecord:
@@ -265,15 +286,17 @@ def image_prediction(run: Run, batch: Mapping[str, Any]) -> tuple[np.ndarray, np
     prob, votes : (y, x) float32 arrays
     """
     members = member_probabilities(run, batch)[:, 0]
-    return members.mean(dim=0).cpu().numpy(), vote_fraction(members).cpu().numpy()
+    thresholds = torch.tensor(run.thresholds or (DEFAULT_THRESHOLD,) * len(run.heads), device=members.device)
+    return members.mean(dim=0).cpu().numpy(), vote_fraction(members, thresholds[:, None, None]).cpu().numpy()
 
 
-def vote_fraction(member_probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+def vote_fraction(member_probs: torch.Tensor, threshold: float | torch.Tensor = DEFAULT_THRESHOLD) -> torch.Tensor:
     """Fraction of members that call each pixel a vessel; the majority-vote mask is `vote_fraction > 0.5`.
 
     Parameters
     ----------
     member_probs : (member, ...) tensor
+    threshold : float, or a tensor broadcast against `member_probs` (one threshold per member)
 
     Returns
     -------

@@ -3,8 +3,10 @@
 Training reads only the Zarr cache (no UNet, no image decoding), and by default not whole canvases but random
 windows of them (`window`, canvas pixels; `windows_per_image` per image read): a step costs the same whatever the
 canvas, and what a head has to learn about vessels is local. The loss is the release's 2-class cross-entropy plus
-an optional soft-Dice term; Adam; each ensemble member is an independently seeded head (seed + member). A
-checkpoint is written after every epoch, so a stopped run continues exactly with `resume=True`.
+an optional soft-Dice term, over the pixels inside the field of view only (the padding and the black border around
+the fundus teach nothing about vessels); Adam; each ensemble member is an independently seeded head (seed + member).
+A validation part of the sources picks each member's epoch and decision threshold (`dgss.aggregate.validation`).
+A checkpoint is written after every epoch, so a stopped run continues exactly with `resume=True`.
 """
 
 import dataclasses
@@ -23,9 +25,10 @@ from tqdm import tqdm
 from dgss.aggregate.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from dgss.aggregate.data import CachedImages, epoch_steps, prefetch, split_indices, warn_pending, window_batch
 from dgss.aggregate.heads import build_head, head_uses_features
-from dgss.aggregate.run import (RunRecord, batch_to_device, head_file_name, load_head_weights, prepare_out_dir,
-                                write_head, write_run)
+from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, batch_to_device, head_file_name, load_head_weights,
+                                prepare_out_dir, write_head, write_run)
 from dgss.aggregate.spec import CacheSpec
+from dgss.aggregate.validation import ValidationScore, hold_out, score_validation
 from dgss.aggregate.windows import window_side
 from dgss.store import Entry, FeatureStore
 from dgss.store.errors import DgssError, StoreError
@@ -40,7 +43,9 @@ class HeadTrainingConfig:
 
     `batch_size` images are read per step and `windows_per_image` random windows of `window` canvas pixels are
     cut from each (`window=None`: whole canvases, one per image, as the release trains). Optimiser settings are
-    the release's; `ensemble` is 1 here (release: 10).
+    the release's; `ensemble` is 1 here (release: 10). `validation_fraction` of each source's images are held out
+    and scored every `validate_every` epochs to choose the epoch and threshold (0: train on all, keep the last
+    epoch, threshold 0.5).
     """
 
     head: str = "tsfreqagg"
@@ -53,10 +58,14 @@ class HeadTrainingConfig:
     seed: int = 0
     ensemble: int = 1
     dice_weight: float = 0.0
+    validation_fraction: float = 0.2
+    validate_every: int = 5
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "ensemble", "windows_per_image"):
+        if not 0 <= self.validation_fraction <= 0.5:  # also refuses NaN
+            raise DgssError(f"validation_fraction must be in 0..0.5, got {self.validation_fraction}")
+        for name in ("epochs", "batch_size", "ensemble", "windows_per_image", "validate_every"):
             if getattr(self, name) < 1:
                 raise DgssError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.window is not None and self.window < 1:
@@ -91,23 +100,28 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     if prepare_out_dir(out_dir, resume=resume, overwrite=overwrite):
         logger.warning("%s is a finished run; nothing to resume", out_dir)
         return out_dir
-    items, used = [], {}
+    items, held, used, validation_ids = [], [], {}, {}
     for entry in entries:
         split, indices = split_indices(entry, SOURCE_SPLIT)
         warn_pending(entry, split, "training on")
-        items += [(entry, index) for index in indices]
-        used[entry.dataset] = [entry.image_ids[index] for index in indices]
+        training, validation = hold_out(entry, indices, config.validation_fraction, config.seed)
+        items += [(entry, index) for index in training]
+        held += [(entry, index) for index in validation]
+        used[entry.dataset] = [entry.image_ids[index] for index in training]
+        validation_ids[entry.dataset] = [entry.image_ids[index] for index in validation]
     first = entries[0]
     spec = CacheSpec.from_entry_attrs(first.config, first.attrs)
-    identity = {"training": config.to_dict(), "key": first.key, "sources": used}
+    identity = {"training": config.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
     out_dir.mkdir(parents=True, exist_ok=True)
-    images = CachedImages(items, features=head_uses_features(config.head))
-    heads, losses = train_heads(images, spec, config, out_dir, identity)
+    features = head_uses_features(config.head)
+    images, validation_images = CachedImages(items, features=features), CachedImages(held, features=features)
+    heads, losses, histories = train_heads(images, validation_images, spec, config, out_dir, identity)
     resolved = dataclasses.replace(config, head_params=heads[0].config.to_dict())
     record = RunRecord(
         training=resolved.to_dict(), key=first.key, store=str(Path(store_path).resolve()), sources=used,
         extraction_config=first.config, spec=spec.to_dict(),
         head_files=tuple(head_file_name(member) for member in range(config.ensemble)),
+        validation_images=validation_ids, selection=[_selection(history) for history in histories],
     )
     write_run(out_dir, record, losses)
     remove_checkpoint(out_dir)
@@ -127,15 +141,17 @@ def resolve_sources(store: FeatureStore, sources: Sequence[str], key: str | None
     return entries
 
 
-def train_heads(images: CachedImages, spec: CacheSpec, config: HeadTrainingConfig, out_dir: Path,
-                identity: dict[str, Any]) -> tuple[list[nn.Module], list[list[float]]]:
-    """Train the ensemble, from the checkpoint in `out_dir` where there is one; return the heads (eval mode) and
-    every member's per-epoch mean loss. Each finished member's head file is written as soon as it is done."""
+def train_heads(images: CachedImages, validation: CachedImages, spec: CacheSpec, config: HeadTrainingConfig,
+                out_dir: Path, identity: dict[str, Any],
+                ) -> tuple[list[nn.Module], list[list[float]], list[list[dict[str, Any]]]]:
+    """Train the ensemble, from the checkpoint in `out_dir` where there is one; return the heads (eval mode),
+    every member's per-epoch mean loss and its validation scores. Each member keeps its weights at its best
+    validation score (its last epoch without validation images); its head file is written as soon as it is done."""
     device = torch.device(config.device)
     checkpoint = load_checkpoint(out_dir, identity)
     steps_per_epoch = -(-len(images) // config.batch_size)
     done_epochs = 0 if checkpoint is None else checkpoint.member * config.epochs + checkpoint.epoch
-    heads, losses = [], []
+    heads, losses, histories = [], [], []
     with tqdm(total=config.ensemble * config.epochs * steps_per_epoch, initial=done_epochs * steps_per_epoch,
               desc="fit-head", unit="batch", disable=None) as progress:
         for member in range(config.ensemble):
@@ -144,22 +160,48 @@ def train_heads(images: CachedImages, spec: CacheSpec, config: HeadTrainingConfi
                 load_head_weights(head, out_dir / head_file_name(member))
                 heads.append(head.to(device).eval())
                 losses.append(checkpoint.losses[member])
+                histories.append(checkpoint.validation[member])
                 continue
             optimizer = torch.optim.Adam(head.parameters(), lr=config.lr)
             member_losses: list[float] = []
+            history: list[dict[str, Any]] = []
+            best_head = None
             if checkpoint is not None and member == checkpoint.member:
                 head.load_state_dict(checkpoint.head)
                 optimizer.load_state_dict(checkpoint.optimizer)
                 member_losses = list(checkpoint.losses[member])
+                history, best_head = list(checkpoint.validation[member]), checkpoint.best_head
             losses.append(member_losses)
+            histories.append(history)
             for epoch in range(len(member_losses), config.epochs):
                 member_losses.append(_train_epoch(head, optimizer, images, spec, config, member, epoch, progress))
+                if len(validation) and _validates_after(epoch + 1, config):
+                    score = score_validation(head, validation, spec, epoch + 1)
+                    progress.set_postfix(loss=f"{member_losses[-1]:.4f}", val_dice=f"{score.dice:.3f}")
+                    if not history or score.dice > max(seen["dice"] for seen in history):
+                        best_head = {name: value.clone() for name, value in head.state_dict().items()}
+                    history.append(score.to_dict())
                 save_checkpoint(out_dir, Checkpoint(identity=identity, member=member, epoch=epoch + 1,
                                                     head=head.state_dict(), optimizer=optimizer.state_dict(),
-                                                    losses=losses))
+                                                    losses=losses, validation=histories, best_head=best_head))
+            if best_head is not None:
+                head.load_state_dict(best_head)
             write_head(out_dir, head_file_name(member), head, config.head, member)
             heads.append(head.eval())
-    return heads, losses
+    return heads, losses, histories
+
+
+def _validates_after(epochs_done: int, config: HeadTrainingConfig) -> bool:
+    return epochs_done % config.validate_every == 0 or epochs_done == config.epochs
+
+
+def _selection(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What one member kept: the epoch and threshold of its best validation score (the last epoch and 0.5
+    without validation), and every validation score."""
+    if not history:
+        return {"epoch": None, "threshold": DEFAULT_THRESHOLD, "history": []}
+    best = ValidationScore(**max(history, key=lambda seen: seen["dice"]))  # the first of equal scores
+    return {"epoch": best.epoch, "threshold": best.threshold, "history": history}
 
 
 def epoch_seed(seed: int, member: int, epoch: int) -> int:
@@ -180,7 +222,7 @@ def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: Cach
     total, count = 0.0, 0
     for batch in prefetch(window_batch(images, step, spec, side, per_image) for step in steps):
         inputs = batch_to_device(batch, device)
-        loss = segmentation_loss(head(inputs), inputs["vessel"].long(), config.dice_weight)
+        loss = segmentation_loss(head(inputs), inputs["vessel"].long(), config.dice_weight, inputs["fov"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -191,18 +233,23 @@ def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: Cach
     return total / count
 
 
-def segmentation_loss(logits: torch.Tensor, vessel: torch.Tensor, dice_weight: float) -> torch.Tensor:
-    """2-class cross-entropy (the release) plus `dice_weight` times the soft-Dice loss of the vessel class.
+def segmentation_loss(logits: torch.Tensor, vessel: torch.Tensor, dice_weight: float,
+                      fov: torch.Tensor | None = None) -> torch.Tensor:
+    """2-class cross-entropy (the release) plus `dice_weight` times the soft-Dice loss of the vessel class, over
+    the pixels inside `fov` (all pixels when None; 0 for a batch with no FOV pixel).
 
     Parameters
     ----------
     logits : (B, 2, y, x) tensor
     vessel : (B, y, x) int64 tensor of 0/1
+    fov : (B, y, x) bool tensor, optional
     """
-    loss = F.cross_entropy(logits, vessel)
+    inside = torch.ones_like(vessel, dtype=torch.float32) if fov is None else fov.float()
+    pixels = inside.sum().clamp(min=1)
+    loss = (F.cross_entropy(logits, vessel, reduction="none") * inside).sum() / pixels
     if dice_weight > 0:
-        prob = torch.softmax(logits, dim=1)[:, 1]
-        truth = vessel.float()
+        prob = torch.softmax(logits, dim=1)[:, 1] * inside
+        truth = vessel.float() * inside
         dice = (2 * (prob * truth).sum() + 1) / (prob.sum() + truth.sum() + 1)
         loss = loss + dice_weight * (1 - dice)
     return loss

@@ -23,6 +23,8 @@ def evaluate_command(
                                                           "pixels.")] = 96,
     allow_training_images: Annotated[bool, typer.Option(help="Score target images the run was trained on "
                                                              "(refused by default; counted in the report).")] = False,
+    threshold: Annotated[float | None, typer.Option(min=0.001, max=0.999, help="Decision threshold of every head "
+                                                    "[each head's, chosen on the run's source validation images].")] = None,
 ) -> None:
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
@@ -34,6 +36,7 @@ def evaluate_command(
     targets = [name.strip() for name in target.split(",") if name.strip()]
     report_dir = report if report is not None else run / "evaluation"
     results = evaluate_run(run, store, targets, report_dir, device=device, overlays=overlays,
-                           tile=tile or None, tile_context=tile_context, allow_training_images=allow_training_images)
+                           tile=tile or None, tile_context=tile_context, allow_training_images=allow_training_images,
+                           threshold=threshold)
     typer.echo(pooled_table(results))
     typer.echo(f"scores and overlays written to {report_dir}")

@@ -37,6 +37,10 @@ def fit_head_command(
     lr: Annotated[float, typer.Option(min=0, help="Adam learning rate (release: 2e-3).")] = 2e-3,
     seed: Annotated[int, typer.Option(min=0, help="Seed of member 0; member m uses seed + m.")] = 0,
     dice_weight: Annotated[float, typer.Option(min=0, help="Weight of a soft-Dice term added to the cross-entropy.")] = 0.0,
+    validation_fraction: Annotated[float, typer.Option(min=0, max=0.5, help="Share of each source's images held out "
+                                                   "to choose the epoch and decision threshold (0: none, threshold "
+                                                   "0.5, last epoch).")] = 0.2,
+    validate_every: Annotated[int, typer.Option(min=1, help="Epochs between validations (and after the last).")] = 5,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     resume: Annotated[bool, typer.Option(help="Continue the stopped run in --out from its last epoch.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,
@@ -50,7 +54,8 @@ def fit_head_command(
 
     config = HeadTrainingConfig(head=head.value, head_params=parse_params(head_param or []), epochs=epochs,
                                 batch_size=batch_size, window=window or None, windows_per_image=windows_per_image,
-                                lr=lr, seed=seed, ensemble=ensemble, dice_weight=dice_weight, device=device)
+                                lr=lr, seed=seed, ensemble=ensemble, dice_weight=dice_weight,
+                                validation_fraction=validation_fraction, validate_every=validate_every, device=device)
     if resume and overwrite:
         raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]

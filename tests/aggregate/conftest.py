@@ -133,5 +133,6 @@ def aggregate_trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("aggregate_trained")
     aggregate_build_cache(root / "store", "SRC", n_images=4, splits=["training", "training", "training", "test"])
     aggregate_build_cache(root / "store", "TGT", n_images=2, seed=1)
-    config = HeadTrainingConfig(head="mlp", head_params={"hidden": [16]}, epochs=8, lr=1e-2, ensemble=2)
+    config = HeadTrainingConfig(head="mlp", head_params={"hidden": [16]}, epochs=8, lr=1e-2, ensemble=2,
+                                validation_fraction=0.0)
     return root / "store", fit_head(root / "store", ["SRC"], root / "run", config)

@@ -18,7 +18,7 @@ from dgss.pipelines.cli import main  # registers every command on `app`
 from dgss.store import FeatureStore
 from dgss.store.errors import DgssError, RunError, StoreError
 
-QUICK = HeadTrainingConfig(head="mlp", head_params={"hidden": [8]}, epochs=1, lr=1e-2)
+QUICK = HeadTrainingConfig(head="mlp", head_params={"hidden": [8]}, epochs=1, lr=1e-2, validation_fraction=0.0)
 
 
 def test_config_round_trips_and_has_the_release_optimiser():

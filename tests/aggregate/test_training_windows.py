@@ -1,6 +1,7 @@
 """fit-head on windows: T&S-FreqAgg learns, tiled scores equal whole-canvas scores, checkpoints resume exactly,
 an existing run is not overwritten by accident, partial sources are named, the reader hands on its errors."""
 
+import json
 import logging
 
 import pytest
@@ -15,7 +16,7 @@ from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.store.errors import RunError
 
 TSFREQAGG = HeadTrainingConfig(head="tsfreqagg", head_params={"width": 8, "kernel_channels": 4}, epochs=3,
-                               lr=1e-2, window=16, windows_per_image=2, ensemble=2)
+                               lr=1e-2, window=16, windows_per_image=2, ensemble=2, validate_every=1)
 
 
 def _weights(run_dir):
@@ -63,6 +64,8 @@ def test_a_stopped_run_resumes_to_the_same_heads_as_an_uninterrupted_one(aggrega
         assert all(torch.equal(got[name], expected[name]) for name in got)
     assert (resumed / "loss.csv").read_text() == (straight / "loss.csv").read_text()
     assert not (resumed / "checkpoint.pt").exists()
+    selection = [json.loads((run / RUN_FILE).read_text())["selection"] for run in (resumed, straight)]
+    assert selection[0] == selection[1] and len(selection[0][1]["history"]) == 3
 
 
 def test_resume_with_other_settings_is_refused_by_name(aggregate_store, tmp_path, monkeypatch):
