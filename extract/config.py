@@ -50,6 +50,14 @@ def _normal_timesteps(timesteps: Sequence[int]) -> tuple[int, ...]:
     return tuple(sorted(set(timesteps)))
 
 
+def check_field_angle(degrees: float, what: str) -> float:
+    """``degrees`` as a float; ModelError unless it is a finite number > 0 (one key per angle: 45 and 45.0 alike)."""
+    number = isinstance(degrees, (int, float)) and not isinstance(degrees, bool)
+    if not number or not math.isfinite(degrees) or degrees <= 0:
+        raise ModelError(f"{what} {degrees!r}: use a finite angle > 0 degrees, e.g. 45 (DRIVE's field)")
+    return float(degrees)
+
+
 def _non_integers(timesteps: Sequence[int]) -> list:
     """The entries that are not plain integers (bools are ints to Python, not timesteps)."""
     return [step for step in timesteps if isinstance(step, bool) or not isinstance(step, int)]
@@ -89,6 +97,11 @@ class ExtractionConfig:
         2**-(mantissa_bits + 1). Fewer bits compress better (see ``dgss.extract.precision``).
     fov_crop : bool
         Crop each image to its field-of-view bounding box before resizing to the canvas.
+    canvas_field_deg : float or None
+        Field angle (degrees) the canvas side spans, so every camera gets the same pixels per degree: an image's
+        FOV box (longer side) is scaled to ``canvas_size * min(1, its field angle / canvas_field_deg)`` pixels and
+        centred; a camera wider than this is fitted to the canvas (fill 1), not cropped. None (default): every FOV
+        fills the canvas. Left out of :meth:`to_dict` when None, so configs without it keep their keys.
     schema_version : int
         The store schema these arrays follow.
     """
@@ -106,6 +119,7 @@ class ExtractionConfig:
     appearance: dict[str, list[float]] | None = None
     mantissa_bits: int = 5
     fov_crop: bool = True
+    canvas_field_deg: float | None = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -123,6 +137,8 @@ class ExtractionConfig:
             raise ModelError(f"canvas size {self.canvas_size} is smaller than the input size {self.input_size}")
         if not 0 <= self.tile_overlap < self.input_size:
             raise ModelError(f"tile overlap {self.tile_overlap}: use 0 .. {self.input_size - 1} (input size - 1)")
+        if self.canvas_field_deg is not None:
+            object.__setattr__(self, "canvas_field_deg", check_field_angle(self.canvas_field_deg, "canvas field angle"))
 
     @property
     def tiled(self) -> bool:
@@ -134,11 +150,13 @@ class ExtractionConfig:
         data = asdict(self)
         data["blocks"] = list(self.blocks)
         data["timesteps"] = list(self.timesteps)
+        if self.canvas_field_deg is None:
+            del data["canvas_field_deg"]  # absent, not null: configs from before the option keep their keys
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractionConfig:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (a dict without ``canvas_field_deg`` means None)."""
         return cls(**data)
 
     def key(self) -> str:

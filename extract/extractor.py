@@ -18,7 +18,7 @@ from dgss.extract.appearance import AppearanceTarget, match_appearance
 from dgss.extract.backbone import Backbone
 from dgss.extract.bands import band_names, split_bands
 from dgss.extract.blocks import BlockInfo, check_blocks, default_blocks, group_levels, list_blocks, select_blocks
-from dgss.extract.config import ExtractionConfig, check_timesteps, default_timesteps
+from dgss.extract.config import ExtractionConfig, check_field_angle, check_timesteps, default_timesteps
 from dgss.extract.features import extract_features
 from dgss.extract.precision import round_mantissa
 from dgss.extract.preprocess import cut_tiles, image_tensor, stitch_tiles, tile_starts, to_canvas
@@ -45,12 +45,14 @@ def make_config(
     mantissa_bits: int = 5,
     match_appearance: bool = True,
     fov_crop: bool = True,
+    canvas_field_deg: float | None = None,
 ) -> ExtractionConfig:
     """A complete, validated config: defaults filled in from the backbone, everything checked against it.
 
     Defaults: ``input_size`` = the model's sample size, ``canvas_size`` = ``input_size`` (no tiling), blocks =
     :func:`~dgss.extract.blocks.default_blocks`, timesteps = :func:`~dgss.extract.config.default_timesteps`.
-    ``tile_overlap`` is set to 0 when the canvas is not tiled, so it does not change the key.
+    ``tile_overlap`` is set to 0 when the canvas is not tiled, so it does not change the key. ``canvas_field_deg``:
+    the field angle the canvas side spans (see :class:`~dgss.extract.config.ExtractionConfig`); None fills it.
     """
     size = input_size or backbone.sample_size
     if size is None:
@@ -73,7 +75,25 @@ def make_config(
         appearance=backbone.appearance.to_dict() if match_appearance and backbone.appearance else None,
         mantissa_bits=mantissa_bits,
         fov_crop=fov_crop,
+        canvas_field_deg=canvas_field_deg,
     )
+
+
+def canvas_fill(config_field_deg: float | None, image_field_deg: float | None) -> float:
+    """Share of the canvas side an image's FOV box takes: its field angle over the canvas's, at most 1.
+
+    A narrower camera magnifies the retina, so at equal FOV size in pixels its vessels come out wider (METHOD.md §6);
+    scaling each FOV by its field angle gives every camera the same pixels per degree. A camera wider than the
+    canvas is fitted to it rather than cropped. 1 when the config spans no field angle (every FOV fills the canvas).
+    """
+    if config_field_deg is None:
+        return 1.0
+    if image_field_deg is None:
+        raise ModelError(
+            f"the config's canvas spans {config_field_deg:g} deg, so each image needs its camera's field angle: "
+            "pass field_of_view_deg (a dataset reader's field_of_view_deg)"
+        )
+    return min(1.0, check_field_angle(image_field_deg, "image field angle") / config_field_deg)
 
 
 class FeatureExtractor:
@@ -141,16 +161,27 @@ class FeatureExtractor:
             "diffusers_version": diffusers.__version__,
         }
 
-    def image_arrays(self, sample: Sample, max_native_shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    def image_arrays(
+        self, sample: Sample, max_native_shape: tuple[int, int], *, field_of_view_deg: float | None = None
+    ) -> dict[str, np.ndarray]:
         """All arrays of one image, shaped as :meth:`entry_arrays` says.
+
+        ``field_of_view_deg`` is the camera's field angle (the reader's); needed when the config has a
+        ``canvas_field_deg``, ignored otherwise.
 
         Raises
         ------
         ModelError
-            A feature value does not fit float16 (the model's activations are too large to cache).
+            A feature value does not fit float16 (the model's activations are too large to cache), or the config
+            spans a field angle and ``field_of_view_deg`` is missing.
         """
         canvas = to_canvas(
-            sample.image, sample.vessel, sample.fov, canvas_size=self.config.canvas_size, fov_crop=self.config.fov_crop
+            sample.image,
+            sample.vessel,
+            sample.fov,
+            canvas_size=self.config.canvas_size,
+            fov_crop=self.config.fov_crop,
+            fill=canvas_fill(self.config.canvas_field_deg, field_of_view_deg),
         )
         features = self.feature_maps(canvas.image, canvas.fov)
         arrays = {f"features/{name}": maps for name, maps in features.items()}

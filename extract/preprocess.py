@@ -46,9 +46,15 @@ def fov_box(fov: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def to_canvas(
-    image: np.ndarray, vessel: np.ndarray, fov: np.ndarray, *, canvas_size: int, fov_crop: bool = True
+    image: np.ndarray,
+    vessel: np.ndarray,
+    fov: np.ndarray,
+    *,
+    canvas_size: int,
+    fov_crop: bool = True,
+    fill: float = 1.0,
 ) -> CanvasImage:
-    """Crop to the FOV box (or not), resize keeping aspect (longer side = ``canvas_size``), pad to the square.
+    """Crop to the FOV box (or not), resize keeping aspect (longer side = ``fill * canvas_size``), centre, pad.
 
     The image is resized with Pillow's antialiased bilinear filter; masks by area (box filter), a canvas pixel is
     set where more than half of it was set, so masks stay sharp and thin vessels are not smeared.
@@ -59,9 +65,12 @@ def to_canvas(
         (y, x, rgb) uint8.
     vessel, fov : np.ndarray
         (y, x) bool.
+    fill : float
+        Share of the canvas side the box's longer side takes (``dgss.extract.extractor.canvas_fill``): below 1 for
+        cameras with a narrower field than the canvas spans.
     """
     box = fov_box(fov) if fov_crop else (0, 0, image.shape[0], image.shape[1])
-    geometry = Geometry.fit(image.shape[:2], box, canvas_size)
+    geometry = Geometry.fit(image.shape[:2], box, canvas_size, fill)
     return CanvasImage(
         image=_place(_resize_image(_crop(image, geometry), geometry), geometry),
         vessel=_place(_resize_mask(_crop(vessel, geometry), geometry), geometry),

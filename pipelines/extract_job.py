@@ -38,6 +38,7 @@ class ExtractionRequest:
     canvas_size: int | None = None
     tile_overlap: int = 0
     mantissa_bits: int = 5
+    canvas_field_deg: float | None = None
     device: str = "cpu"
     workers: int = 0
     threads_per_worker: int = 1
@@ -94,7 +95,8 @@ class _ImageTask:
             if not self.overwrite and entry.is_done(index):
                 return None
             sample = reader.read(entry.image_ids[index])
-            entry.write_image(index, extractor.image_arrays(sample, self.max_native_shape))
+            arrays = extractor.image_arrays(sample, self.max_native_shape, field_of_view_deg=reader.field_of_view_deg)
+            entry.write_image(index, arrays)
             return index
         finally:
             claim.release()
@@ -168,6 +170,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         canvas_size=request.canvas_size,
         tile_overlap=request.tile_overlap,
         mantissa_bits=request.mantissa_bits,
+        canvas_field_deg=request.canvas_field_deg,
     )
     extractor = FeatureExtractor(backbone, config)
     ids = reader.ids()

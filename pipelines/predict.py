@@ -19,7 +19,7 @@ from dgss.extract.backbone import load_backbone
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.datasets import derive_fov, read_image
 from dgss.extract.device import check_device
-from dgss.extract.extractor import FeatureExtractor
+from dgss.extract.extractor import FeatureExtractor, canvas_fill
 from dgss.extract.preprocess import to_canvas
 from dgss.extract.shipped import resolve_model
 from dgss.store import FeatureStore
@@ -47,11 +47,13 @@ def predict_images(
     device: str = "cpu",
     tile: int | None = DEFAULT_TILE,
     tile_context: int = DEFAULT_TILE_CONTEXT,
+    field_of_view_deg: float = 45.0,
 ) -> list[Prediction]:
     """Segment `images`; write `<stem>_prob.png`, `<stem>_mask.png` and `<stem>_overlay.png` per image.
 
     The backbone is `model`, else the one recorded in the run's store entry, else the shipped one; it must have
-    the digest the run's features were extracted with.
+    the digest the run's features were extracted with. `field_of_view_deg` is the field angle of the camera that
+    took the images: it sets their size on the canvas when the run's cache spans a field angle (`canvas_field_deg`).
     """
     _check_distinct_stems(images)
     check_device(device)
@@ -64,9 +66,10 @@ def predict_images(
             f"(digest {config.model_digest[:16]}); pass --model with that backbone"
         )
     extractor = FeatureExtractor(backbone, config)
+    fill = canvas_fill(config.canvas_field_deg, field_of_view_deg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return [_predict_one(path, run, extractor, out) for path in images]
+    return [_predict_one(path, run, extractor, out, fill) for path in images]
 
 
 def output_stem(path: Path) -> str:
@@ -96,11 +99,11 @@ def _recorded_model(store: str, key: str) -> str | None:
     return None
 
 
-def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path) -> Prediction:
+def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path, fill: float) -> Prediction:
     image = read_image(path)
     fov = derive_fov(image)
     canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
-                       fov_crop=extractor.config.fov_crop)
+                       fov_crop=extractor.config.fov_crop, fill=fill)
     features = extractor.feature_maps(canvas.image, canvas.fov)
     batch = {f"features/{name}": maps[None] for name, maps in features.items()}
     batch["image"] = image_to_tensor(canvas.image)[None]

@@ -19,10 +19,13 @@ def predict(
                                                   "whole canvas at once.")] = 512,
     tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
                                                           "pixels.")] = 96,
+    field_deg: Annotated[float, typer.Option(min=1, help="Field angle of the camera that took the images, degrees; "
+                                                         "used when the run's cache was extracted with "
+                                                         "--canvas-field-deg.")] = 45.0,
 ) -> None:
     """Compute features with the run's extraction config and segment each image at its native resolution."""
     from dgss.pipelines.predict import predict_images  # here, so that `dgss --help` does not import torch
 
     for written in predict_images(run, images, out, model=model, device=device,
-                                  tile=tile or None, tile_context=tile_context):
+                                  tile=tile or None, tile_context=tile_context, field_of_view_deg=field_deg):
         typer.echo(f"{written.image} -> {written.mask}")

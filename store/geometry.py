@@ -1,7 +1,8 @@
 """Where a native image sits on the square canvas, so canvas predictions map back to native pixels.
 
 numpy only: evaluation maps predictions back without importing torch or re-reading the raw images.
-Path: native image -> crop to the FOV box -> resize keeping aspect (longer side = canvas) -> pad to the square.
+Path: native image -> crop to the FOV box -> resize keeping aspect (longer side = fill x canvas, fill 1 by default)
+-> centre and pad to the square.
 """
 
 from __future__ import annotations
@@ -42,10 +43,22 @@ class Geometry:
     canvas_size: int
 
     @classmethod
-    def fit(cls, native_shape: tuple[int, int], crop_box: tuple[int, int, int, int], canvas_size: int) -> Geometry:
-        """Centre the crop box (top, left, height, width) on the canvas, longer side = ``canvas_size``."""
+    def fit(
+        cls,
+        native_shape: tuple[int, int],
+        crop_box: tuple[int, int, int, int],
+        canvas_size: int,
+        fill: float = 1.0,
+    ) -> Geometry:
+        """Centre the crop box (top, left, height, width) on the canvas, longer side = ``fill * canvas_size``.
+
+        ``fill`` (0 < fill <= 1) below 1 leaves a margin, so cameras with narrower fields come out smaller and every
+        camera gets the same pixels per degree (``ExtractionConfig.canvas_field_deg``).
+        """
+        if not 0 < fill <= 1:
+            raise ValueError(f"fill {fill}: the crop box takes a share 0 < fill <= 1 of the canvas side")
         top, left, height, width = crop_box
-        scale = canvas_size / max(height, width)
+        scale = canvas_size * fill / max(height, width)
         scaled_height = min(canvas_size, max(1, round(height * scale)))
         scaled_width = min(canvas_size, max(1, round(width * scale)))
         return cls(
