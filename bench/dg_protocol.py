@@ -1,0 +1,205 @@
+"""The domain-generalization protocol: heads trained on some cameras, scored on cameras they never saw.
+
+Protocols (DRIVE, STARE and CHASE_DB1 from ../shared/datasets, extracted into one store under one key):
+
+    single-DRIVE   train on DRIVE's training split; score DRIVE test (in domain), STARE and CHASE_DB1 (unseen)
+    loo-DRIVE      train on STARE + CHASE_DB1; score DRIVE test
+    loo-STARE      train on DRIVE training + CHASE_DB1; score STARE
+    loo-CHASE_DB1  train on DRIVE training + STARE; score CHASE_DB1
+
+Every head (`tsfreqagg`, `mlp`, `unet`) is trained by `dgss fit-head` with the CLI's defaults plus the variant's
+options, from the same cache: the U-Net reads the cached canvas image, which is the appearance-matched canvas the
+backbone saw. Scores are `dgss evaluate`'s, pooled inside the FOV at native resolution, at each run's
+source-validation threshold. Each command is a child process, timed.
+
+Resumable and incremental: finished runs and evaluations under --runs are reused, a stopped fit-head continues
+(--resume), and work goes seed by seed, so a --budget-minutes cut leaves whole seeds. Rows are merged into
+bench/results/dg_protocol.csv (one per variant, protocol, target, head, seed); the mean and standard deviation
+over seeds are written as a markdown table (.md) and a chart of Dice and AUC per target and head (.png).
+
+    .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
+    .venv/bin/python bench/dg_protocol.py --store S --variant ppd45 --key KEY --protocol single-DRIVE --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROTOCOLS = {
+    "single-DRIVE": (["DRIVE"], ["DRIVE", "STARE", "CHASE_DB1"]),
+    "loo-DRIVE": (["STARE", "CHASE_DB1"], ["DRIVE"]),
+    "loo-STARE": (["DRIVE", "CHASE_DB1"], ["STARE"]),
+    "loo-CHASE_DB1": (["DRIVE", "STARE"], ["CHASE_DB1"]),
+}
+HEADS = {"tsfreqagg": [], "mlp": ["--head", "mlp"], "unet": ["--head", "unet"]}
+METRICS = ("dice", "auc_roc", "auc_pr", "sensitivity", "specificity")
+COLUMNS = ("variant", "protocol", "target", "unseen", "head", "seed", *METRICS, "image_dice_mean", "threshold",
+           "n_images", "fit_s", "eval_s")
+
+
+def timed(command: list[str]) -> float:
+    """Run `command`; its wall seconds. Exits on failure."""
+    print("$", shlex.join(command), flush=True)
+    start = time.perf_counter()
+    if subprocess.run(command).returncode != 0:
+        sys.exit(f"failed: {shlex.join(command)}")
+    return time.perf_counter() - start
+
+
+def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: list[str], head: str, seed: int,
+            options: list[str], key: str | None) -> dict[str, float]:
+    """Fit (or resume, or reuse) one run and evaluate it (or reuse its scores); the seconds each took now."""
+    timing_file = run_dir / "bench_timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    keyed = ["--key", key] if key else []
+    if not (run_dir / "run.json").is_file() or "fit_s" not in timing:
+        timing["fit_s"] = timed([dgss, "fit-head", "--source", ",".join(sources), "--store", str(store), "--out",
+                                 str(run_dir), "--seed", str(seed), "--resume", *keyed, *HEADS[head], *options])
+        timing.pop("eval_s", None)
+    report = run_dir / "evaluation"
+    if not (report / "scores.json").is_file() or "eval_s" not in timing:
+        timing["eval_s"] = timed([dgss, "evaluate", "--run", str(run_dir), "--target", ",".join(targets),
+                                  "--report", str(report), "--overlays", "2"])
+    timing_file.write_text(json.dumps(timing))
+    return timing
+
+
+def score_rows(variant: str, protocol: str, head: str, seed: int, run_dir: Path,
+               timing: dict[str, float]) -> list[dict[str, object]]:
+    """One row per target of a finished, evaluated run."""
+    sources, _ = PROTOCOLS[protocol]
+    scores = json.loads((run_dir / "evaluation" / "scores.json").read_text())
+    rows = []
+    for target, result in scores["targets"].items():
+        images = [values["dice"] for values in result["images"].values()]
+        rows.append({
+            "variant": variant, "protocol": protocol, "target": target, "unseen": target not in sources,
+            "head": head, "seed": seed, **{name: round(result["pooled"][name], 4) for name in METRICS},
+            "image_dice_mean": round(statistics.fmean(images), 4), "threshold": scores["thresholds"][0],
+            "n_images": result["n_images"], "fit_s": round(timing["fit_s"], 1), "eval_s": round(timing["eval_s"], 1),
+        })
+    return rows
+
+
+def merge_csv(path: Path, rows: list[dict[str, object]]) -> list[dict[str, str]]:
+    """Replace the rows of the same (variant, protocol, target, head, seed) in `path`; return every row."""
+    identity = ("variant", "protocol", "target", "head", "seed")
+    fresh = {tuple(str(row[name]) for name in identity) for row in rows}
+    old = list(csv.DictReader(path.open())) if path.is_file() else []
+    kept = [row for row in old if tuple(row[name] for name in identity) not in fresh]
+    merged = kept + [{name: str(row[name]) for name in COLUMNS} for row in rows]
+    merged.sort(key=lambda row: tuple(row[name] for name in identity))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, COLUMNS)
+        writer.writeheader()
+        writer.writerows(merged)
+    return merged
+
+
+def summarise(rows: list[dict[str, str]]) -> list[dict[str, object]]:
+    """Mean and standard deviation over seeds per (variant, protocol, target, head)."""
+    groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
+    for row in rows:
+        groups.setdefault((row["variant"], row["protocol"], row["target"], row["head"]), []).append(row)
+    summary = []
+    for (variant, protocol, target, head), members in groups.items():
+        entry: dict[str, object] = {"variant": variant, "protocol": protocol, "target": target, "head": head,
+                                    "unseen": members[0]["unseen"] == "True", "seeds": len(members)}
+        for name in ("dice", "auc_roc", "auc_pr", "image_dice_mean", "fit_s"):
+            values = [float(member[name]) for member in members]
+            entry[name] = statistics.fmean(values)
+            entry[f"{name}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary.append(entry)
+    return summary
+
+
+def markdown(summary: list[dict[str, object]]) -> str:
+    """The summary as a markdown table: mean ± sd over seeds."""
+    lines = ["| variant | protocol | target | head | seeds | Dice | AUC-ROC | AUC-PR | per-image Dice | fit s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in summary:
+        target = row["target"] if row["unseen"] else f"{row['target']} (in domain)"
+        cells = [f"{row[name]:.3f} ± {row[f'{name}_sd']:.3f}" for name in ("dice", "auc_roc", "auc_pr",
+                                                                           "image_dice_mean")]
+        lines.append(f"| {row['variant']} | {row['protocol']} | {target} | {row['head']} | {row['seeds']} | "
+                     f"{' | '.join(cells)} | {row['fit_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(summary: list[dict[str, object]], path: Path) -> None:
+    """Grouped bars of Dice and AUC-ROC (mean, sd as error bars) per (variant, protocol, target), one bar per head."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({(row["variant"], row["protocol"], row["target"]) for row in summary})
+    heads = sorted({row["head"] for row in summary})
+    by_key = {(row["variant"], row["protocol"], row["target"], row["head"]): row for row in summary}
+    figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.2 * len(groups) * len(heads) / 2), 7), sharex=True)
+    width = 0.8 / len(heads)
+    for axis, metric, label in zip(axes, ("dice", "auc_roc"), ("Dice (pooled)", "AUC-ROC")):
+        for offset, head in enumerate(heads):
+            rows = [by_key.get((*group, head)) for group in groups]
+            positions = [index + (offset - (len(heads) - 1) / 2) * width for index in range(len(groups))]
+            axis.bar(positions, [row[metric] if row else 0 for row in rows], width,
+                     yerr=[row[f"{metric}_sd"] if row else 0 for row in rows], label=head, capsize=2)
+        values = [row[metric] for row in summary]
+        axis.set_ylabel(label)
+        axis.set_ylim(max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.03))
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].legend(ncol=len(heads))
+    axes[1].set_xticks(range(len(groups)), [f"{v}\n{p}\n{t}" for v, p, t in groups], fontsize=7)
+    figure.suptitle("Domain generalization: unseen cameras (mean ± sd over seeds)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", type=Path, required=True, help="store holding DRIVE, STARE, CHASE_DB1 (one key)")
+    parser.add_argument("--key", help="extraction key, where the datasets are cached under several")
+    parser.add_argument("--variant", default="default", help="name of this setting (runs and rows are kept apart)")
+    parser.add_argument("--options", default="", help="extra fit-head options for every head, e.g. '--epochs 20'")
+    parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
+    parser.add_argument("--head", action="append", choices=sorted(HEADS), help="repeatable [all]")
+    parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
+    parser.add_argument("--budget-minutes", type=float, default=None, help="start no run after this long")
+    parser.add_argument("--runs", type=Path, default=Path("bench/runs/dg_protocol"))
+    parser.add_argument("--csv", type=Path, default=Path("bench/results/dg_protocol.csv"))
+    args = parser.parse_args()
+    dgss = str(Path(sys.executable).with_name("dgss"))
+    protocols, heads = args.protocol or list(PROTOCOLS), args.head or list(HEADS)
+    start = time.perf_counter()
+    print(f"cores: {os.cpu_count()}; variant {args.variant}; fit-head options: {args.options or '(defaults)'}")
+    jobs = [(seed, protocol, head) for seed in map(int, args.seeds.split(",")) for protocol in protocols
+            for head in heads]
+    rows = []
+    for seed, protocol, head in jobs:
+        if args.budget_minutes is not None and time.perf_counter() - start > 60 * args.budget_minutes:
+            print(f"budget of {args.budget_minutes} min spent: stopping before {protocol} {head} seed {seed}")
+            break
+        sources, targets = PROTOCOLS[protocol]
+        run_dir = args.runs / args.variant / protocol / head / f"seed{seed}"
+        timing = run_one(dgss, args.store, run_dir, sources, targets, head, seed, shlex.split(args.options), args.key)
+        rows += score_rows(args.variant, protocol, head, seed, run_dir, timing)
+        summary = summarise(merge_csv(args.csv, rows))
+        args.csv.with_suffix(".md").write_text(markdown(summary))
+        chart(summary, args.csv.with_suffix(".png"))
+    print(args.csv.with_suffix(".md").read_text() if args.csv.with_suffix(".md").is_file() else "no rows")
+    print(f"bench wall time: {(time.perf_counter() - start) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
