@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dgss.aggregate.augment import apply_symmetry, random_symmetry
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import crop, sample_windows
 from dgss.store import Entry
@@ -107,16 +108,18 @@ def epoch_steps(count: int, images_per_step: int, generator: torch.Generator) ->
             for start in range(0, count, images_per_step)]
 
 
-def window_batch(images: CachedImages, step: Step, spec: CacheSpec, side: int,
-                 windows_per_image: int) -> dict[str, torch.Tensor]:
-    """Read the step's images once each and stack ``windows_per_image`` random windows of each into one batch."""
+def window_batch(images: CachedImages, step: Step, spec: CacheSpec, side: int, windows_per_image: int, *,
+                 flips: bool = False) -> dict[str, torch.Tensor]:
+    """Read the step's images once each and stack ``windows_per_image`` random windows of each into one batch;
+    with ``flips`` each window is flipped and rotated by a random symmetry of the square (`dgss.aggregate.augment`)."""
     rng = np.random.default_rng(step.window_seed)
     windows = []
     for position in step.positions:
         item = images[position]
         for window in sample_windows(item["fov"].numpy(), spec, side, windows_per_image, rng):
             # copies, not views: the decoded image (~100 MiB at 512 px) is freed before the next one is read
-            windows.append({name: value.clone() for name, value in crop(item, spec, window).items()})
+            cut = {name: value.clone() for name, value in crop(item, spec, window).items()}
+            windows.append(apply_symmetry(cut, spec, random_symmetry(rng)) if flips else cut)
         del item
     return {name: torch.stack([window[name] for window in windows]) for name in windows[0]}
 

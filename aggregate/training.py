@@ -45,7 +45,7 @@ class HeadTrainingConfig:
     cut from each (`window=None`: whole canvases, one per image, as the release trains). Optimiser settings are
     the release's; `ensemble` is 1 here (release: 10). `validation_fraction` of each source's images are held out
     and scored every `validate_every` epochs to choose the epoch and threshold (0: train on all, keep the last
-    epoch, threshold 0.5).
+    epoch, threshold 0.5). `flips` applies a random flip/rotation to every training window.
     """
 
     head: str = "tsfreqagg"
@@ -60,6 +60,7 @@ class HeadTrainingConfig:
     dice_weight: float = 0.0
     validation_fraction: float = 0.2
     validate_every: int = 5
+    flips: bool = False
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -220,7 +221,7 @@ def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: Cach
     steps = epoch_steps(len(images), config.batch_size, torch.Generator().manual_seed(seed))
     head.train()
     total, count = 0.0, 0
-    for batch in prefetch(window_batch(images, step, spec, side, per_image) for step in steps):
+    for batch in prefetch(window_batch(images, step, spec, side, per_image, flips=config.flips) for step in steps):
         inputs = batch_to_device(batch, device)
         loss = segmentation_loss(head(inputs), inputs["vessel"].long(), config.dice_weight, inputs["fov"])
         optimizer.zero_grad()

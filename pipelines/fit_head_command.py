@@ -41,6 +41,8 @@ def fit_head_command(
                                                    "to choose the epoch and decision threshold (0: none, threshold "
                                                    "0.5, last epoch).")] = 0.2,
     validate_every: Annotated[int, typer.Option(min=1, help="Epochs between validations (and after the last).")] = 5,
+    flips: Annotated[bool, typer.Option(help="Flip and rotate each training window by a random symmetry of the "
+                                             "square (features, image and labels together).")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     resume: Annotated[bool, typer.Option(help="Continue the stopped run in --out from its last epoch.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,
@@ -55,7 +57,8 @@ def fit_head_command(
     config = HeadTrainingConfig(head=head.value, head_params=parse_params(head_param or []), epochs=epochs,
                                 batch_size=batch_size, window=window or None, windows_per_image=windows_per_image,
                                 lr=lr, seed=seed, ensemble=ensemble, dice_weight=dice_weight,
-                                validation_fraction=validation_fraction, validate_every=validate_every, device=device)
+                                validation_fraction=validation_fraction, validate_every=validate_every, flips=flips,
+                                device=device)
     if resume and overwrite:
         raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]
