@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from dgss.pipelines.app import app
-from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.pipelines.extract_job import ExtractionRequest, ExtractionSummary, run_extraction
 from dgss.store.errors import DgssError
 
 
@@ -25,7 +25,7 @@ def parse_list(text: Optional[str], convert: type = str, what: str = "value") ->
 def extract(
     dataset: Annotated[str, typer.Option(help="Dataset name (DRIVE, HRF, SYNTH-A, folder:PATH, ...).")],
     store: Annotated[Path, typer.Option(help="Zarr store to write (created if missing).")] = Path("features.zarr"),
-    model: Annotated[str, typer.Option(help="Diffusers UNet2DModel folder or hub id.")] = "",
+    model: Annotated[str, typer.Option(help="Diffusers UNet2DModel folder or hub id; default: the shipped backbone.")] = "",
     data_root: Annotated[Optional[Path], typer.Option(help="Folder holding <NAME>/ datasets (else $DGSS_DATA_ROOT, else ./data).")] = None,
     blocks: Annotated[Optional[str], typer.Option(help="Comma list of decoder blocks (see `dgss blocks`); default: coarse, middle, fine.")] = None,
     timesteps: Annotated[Optional[str], typer.Option(help="Comma list of timesteps; default: the paper's set mapped onto the model's T.")] = None,
@@ -43,15 +43,20 @@ def extract(
     threads_per_worker: Annotated[int, typer.Option(min=1, help="torch threads per worker (a worker extracts one image at a time).")] = 1,
     scheduler: Annotated[Optional[str], typer.Option(help="Address of a running Dask scheduler (tcp://host:8786).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute images already done.")] = False,
+    split: Annotated[Optional[str], typer.Option(help="Extract only this split's images (training, test, ...; see `dgss datasets`).")] = None,
+    images: Annotated[Optional[str], typer.Option(help="Comma list of image ids: extract only these.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Extract only the first N images of the selection, in the dataset's order.")] = None,
 ) -> None:
-    """Run the frozen UNet once per image and cache block x timestep x band features."""
-    from dgss.extract.shipped import resolve_model
+    """Run the frozen UNet once per image and cache block x timestep x band features.
 
+    --split, --images and --limit compute a subset; the store entry still lists every image of the dataset, so a
+    later run without them fills in the rest.
+    """
     summary = run_extraction(
         ExtractionRequest(
             dataset=dataset,
             store=store,
-            model=resolve_model(model),
+            model=model,
             data_root=data_root,
             blocks=parse_list(blocks, str, "block"),
             timesteps=parse_list(timesteps, int, "timestep"),
@@ -69,10 +74,18 @@ def extract(
             threads_per_worker=threads_per_worker,
             scheduler=scheduler,
             overwrite=overwrite,
+            split=split,
+            images=parse_list(images, str, "image id"),
+            limit=limit,
         )
     )
+    typer.echo(summary_line(summary, store))
+
+
+def summary_line(summary: ExtractionSummary, store: Path) -> str:
+    """One line of counts; a subset run says how many of the dataset's images it was asked for."""
     others = f", {summary.left_to_others} left to another run on this store" if summary.left_to_others else ""
-    typer.echo(
-        f"{summary.dataset}: key {summary.key}, {summary.computed} extracted, "
-        f"{summary.already_done} already done{others}, {summary.total} in all -> {store}"
-    )
+    done = f"{summary.computed} extracted, {summary.already_done} already done{others}"
+    if summary.selected < summary.total:
+        return f"{summary.dataset}: key {summary.key}, {summary.selected} of {summary.total} selected, {done} -> {store}"
+    return f"{summary.dataset}: key {summary.key}, {done}, {summary.total} in all -> {store}"

@@ -4,6 +4,8 @@ The driver builds the config, creates the entry and lists the images not yet don
 (in this process or on a Dask worker) that reads the image, runs the extractor and writes that image's chunks,
 marker last. A killed run leaves finished images marked done and resumes with the rest. Runs on one store at once
 share the work: each image is claimed before it is computed, and an image another live run holds is left to it.
+A subset (`split`, `images`, `limit`) computes only the selected images; the entry still lists the whole dataset,
+so its key is the same and a later run fills in the rest.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dgss.pipelines.parallel import map_tasks
+from dgss.store.errors import DatasetError
+
+if TYPE_CHECKING:  # the readers import numpy and PIL: the driver imports them when it runs
+    from dgss.extract.datasets.reader import DatasetReader
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,7 +32,7 @@ class ExtractionRequest:
 
     dataset: str
     store: Path
-    model: str
+    model: str = ""  # a diffusers UNet2DModel folder or hub id; "": the shipped backbone, as the CLI's default
     data_root: Path | None = None
     blocks: tuple[str, ...] | None = None
     timesteps: tuple[int, ...] | None = None
@@ -44,6 +50,9 @@ class ExtractionRequest:
     threads_per_worker: int = 1
     scheduler: str | None = None
     overwrite: bool = False
+    split: str | None = None  # only this split's images
+    images: tuple[str, ...] | None = None  # only these image ids
+    limit: int | None = None  # only the first `limit` images of the selection, in the reader's order
     command: str = field(default_factory=lambda: " ".join(sys.argv))
 
     def __post_init__(self) -> None:
@@ -52,9 +61,14 @@ class ExtractionRequest:
 
         minimums = {"workers": 0, "threads_per_worker": 1, "ensemble": 1, "tile_overlap": 0, "mantissa_bits": 0}
         minimums.update({name: 8 for name in ("input_size", "canvas_size") if getattr(self, name) is not None})
+        if self.limit is not None:
+            minimums["limit"] = 1
         for name, minimum in minimums.items():
             if getattr(self, name) < minimum:
                 raise DgssError(f"{name.replace('_', '-')} must be at least {minimum}, got {getattr(self, name)}")
+        if isinstance(self.images, str) or (self.images is not None and not self.images):
+            raise DgssError(f"images must be a non-empty tuple of image ids, got {self.images!r}: "
+                            "pass e.g. images=('id1', 'id2') (--images id1,id2)")
 
 
 @dataclass(frozen=True)
@@ -64,8 +78,9 @@ class ExtractionSummary:
     dataset: str
     key: str
     computed: int
-    already_done: int
-    total: int
+    already_done: int  # of the selected images
+    total: int  # images in the entry: the whole dataset
+    selected: int  # images this run was asked for (`total` unless a split, ids or a limit was given)
     left_to_others: int = 0  # images another run was computing (or finished) while this one ran
 
 
@@ -141,7 +156,8 @@ def _load(task: _ImageTask) -> tuple[Any, Any, Any]:
 
 
 def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
-    """Extract every image of `request.dataset` not yet in the store under the request's config.
+    """Extract every selected image of `request.dataset` (all of them by default) not yet in the store under the
+    request's config.
 
     Returns
     -------
@@ -152,12 +168,16 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     from dgss.extract.datasets import get_dataset
     from dgss.extract.device import check_device
     from dgss.extract.extractor import FeatureExtractor, make_config
+    from dgss.extract.shipped import resolve_model
     from dgss.store import FeatureStore
 
     check_device(request.device)
+    model = resolve_model(request.model)
     reader = get_dataset(request.dataset, request.data_root)
+    ids = reader.ids()
+    selection = select_images(reader, request)  # a wrong split or id is refused before the store is touched
     store = FeatureStore(request.store)
-    backbone = load_backbone(request.model, request.device)
+    backbone = load_backbone(model, request.device)
     config = make_config(
         backbone,
         blocks=request.blocks,
@@ -173,7 +193,6 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         canvas_field_deg=request.canvas_field_deg,
     )
     extractor = FeatureExtractor(backbone, config)
-    ids = reader.ids()
     shapes = [reader.shape(image_id) for image_id in ids]
     max_native_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
     entry = store.require_entry(
@@ -187,11 +206,11 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     )
     # Overwrite goes image by image: each image keeps its old data, marked done, until write_image replaces it.
     done = entry.done()
-    todo = list(range(len(ids))) if request.overwrite else [i for i in range(len(ids)) if not done[i]]
+    todo = selection if request.overwrite else [i for i in selection if not done[i]]
     task = _ImageTask(
         dataset=reader.name,
         data_root=str(request.data_root) if request.data_root else None,
-        model=str(request.model),
+        model=model,
         device=request.device,
         threads=request.threads_per_worker,
         config_json=json.dumps(config.to_dict(), sort_keys=True),
@@ -215,7 +234,37 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     finally:
         _WORKER_CACHE.pop(task, None)
     computed = sum(index is not None for index in written)
-    return ExtractionSummary(reader.name, entry.key, computed, len(ids) - len(todo), len(ids), len(todo) - computed)
+    return ExtractionSummary(reader.name, entry.key, computed, len(selection) - len(todo), len(ids), len(selection),
+                             len(todo) - computed)
+
+
+def select_images(reader: DatasetReader, request: ExtractionRequest) -> list[int]:
+    """Indices into `reader.ids()` of the images the request asks for, in the reader's order.
+
+    DatasetError naming an unknown split (with the dataset's splits) or an unknown id (with a few valid ones).
+    """
+    ids = reader.ids()
+    pool = reader.ids(request.split)  # DatasetError listing the splits when there is no such split
+    if request.images is not None:
+        _check_known(reader.name, request.split, request.images, pool)
+        wanted = set(request.images)
+        pool = [image_id for image_id in pool if image_id in wanted]
+    if request.limit is not None:
+        pool = pool[: request.limit]
+    chosen = set(pool)
+    return [index for index, image_id in enumerate(ids) if image_id in chosen]
+
+
+def _check_known(dataset: str, split: str | None, wanted: Sequence[str], pool: list[str]) -> None:
+    """Refuse the first id of `wanted` that is not in `pool`, naming it and showing a few ids that are."""
+    known = set(pool)
+    unknown = next((image_id for image_id in wanted if image_id not in known), None)
+    if unknown is None:
+        return
+    where = f"{dataset}'s {split} split" if split else dataset
+    examples = ", ".join(pool[:3]) + (", ..." if len(pool) > 3 else "")
+    raise DatasetError(f"{where} has no image {unknown!r} (--images): valid ids are {examples}; "
+                       "see `dgss datasets` for the full list")
 
 
 @contextmanager

@@ -1,18 +1,28 @@
-"""`dgss info STORE`: what a feature store holds, per dataset and config, and what it costs on disk."""
+"""`dgss info --store STORE`: what a feature store holds, per dataset and config, and what it costs on disk.
+
+The store was once a positional argument (`dgss info STORE`); that form still works, for old scripts.
+"""
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
 from dgss.pipelines.app import app
+from dgss.store.errors import StoreError
 
 
 @app.command()
-def info(store: Annotated[Path, typer.Argument(help="Feature store directory (a dgss Zarr store).")]) -> None:
+def info(
+    store: Annotated[Optional[Path], typer.Option(help="Feature store directory (a dgss Zarr store).")] = None,
+    old_store: Annotated[
+        Optional[Path], typer.Argument(metavar="STORE", hidden=True, help="The store, the old way: use --store.")
+    ] = None,
+) -> None:
     """List the store's datasets and configs: parameters, images done/total, bytes on disk, compression ratio."""
     from dgss.store import summarize  # here, so that `dgss --help` does not import zarr
 
+    store = _one_store(store, old_store)
     entries = summarize(store)
     typer.echo(f"store {store}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for entry in entries:
@@ -25,6 +35,15 @@ def info(store: Annotated[Path, typer.Argument(help="Feature store directory (a 
             typer.echo(f"    damaged: run `dgss verify --store {store} --repair`, then extract again to recompute them")
         for name, value in entry["config"].items():
             typer.echo(f"    {name}: {_format_value(value)}")
+
+
+def _one_store(option: Optional[Path], argument: Optional[Path]) -> Path:
+    """The store named by --store or by the old positional argument; both may be given only if they agree."""
+    if option is None and argument is None:
+        raise typer.BadParameter("no store given: name one, e.g. --store cache.zarr", param_hint="'--store'")
+    if option is not None and argument is not None and option != argument:
+        raise StoreError(f"two stores given, --store {option} and {argument}: name one, with --store")
+    return option if option is not None else argument
 
 
 def _format_bytes(count: int) -> str:

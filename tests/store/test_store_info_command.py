@@ -1,4 +1,4 @@
-"""`dgss info STORE` prints each entry's dataset, key, parameters, done/total (and damaged), bytes on disk and ratio."""
+"""`dgss info --store STORE` prints each entry's dataset, key, parameters, done/total (and damaged), bytes on disk and ratio."""
 
 from pathlib import Path
 
@@ -18,7 +18,7 @@ def test_info_is_registered() -> None:
 def test_info_lists_entries(tmp_path: Path) -> None:
     entry = FeatureStore(tmp_path).require_entry(**entry_kwargs())
     entry.write_image(0, image_arrays(0))
-    result = invoke_alone(info, str(tmp_path))
+    result = invoke_alone(info, "--store", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert f"SYNTH-A  key {entry.key}  1/4 images done" in result.output
     assert "timesteps: 1, 10" in result.output
@@ -27,7 +27,7 @@ def test_info_lists_entries(tmp_path: Path) -> None:
 
 def test_info_on_a_non_store(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
-    result = invoke_alone(info, str(tmp_path))
+    result = invoke_alone(info, "--store", str(tmp_path))
     assert isinstance(result.exception, StoreError)
 
 
@@ -35,7 +35,26 @@ def test_info_flags_done_images_with_a_missing_chunk(tmp_path: Path) -> None:
     entry = FeatureStore(tmp_path).require_entry(**entry_kwargs())
     entry.write_image(0, image_arrays(0))
     (tmp_path / chunk_path(entry.group["vessel"], 0)).unlink()
-    result = invoke_alone(info, str(tmp_path))
+    result = invoke_alone(info, "--store", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "1/4 images done (1 damaged)" in result.output
     assert f"dgss verify --store {tmp_path} --repair" in result.output
+
+
+def test_info_still_takes_the_store_as_an_argument_for_old_scripts(tmp_path: Path) -> None:
+    FeatureStore(tmp_path).require_entry(**entry_kwargs())
+    for args in ([str(tmp_path)], [str(tmp_path), "--store", str(tmp_path)]):
+        result = invoke_alone(info, *args)
+        assert result.exit_code == 0 and "SYNTH-A  key" in result.output, result.output
+
+
+def test_info_with_two_different_stores_is_refused(tmp_path: Path) -> None:
+    result = invoke_alone(info, str(tmp_path / "a.zarr"), "--store", str(tmp_path / "b.zarr"))
+    assert isinstance(result.exception, StoreError)
+    message = str(result.exception)
+    assert "a.zarr" in message and "b.zarr" in message and "\n" not in message
+
+
+def test_info_without_a_store_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke_alone(info)
+    assert result.exit_code == 2 and "--store" in result.output
