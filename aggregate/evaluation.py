@@ -8,6 +8,7 @@ one given); AUC-ROC and AUC-PR rank the mean probability (with one member, the s
 mapped to native resolution and thresholded there (> 0.5).
 """
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -171,16 +172,28 @@ def _write_overlay(entry: Entry, index: int, prediction: np.ndarray, overlay_dir
 
 
 def score_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Table rows: per target its pooled scores, then one row per image."""
+    """Table rows: per target its pooled scores, the mean of its per-image scores, then one row per image."""
     rows = []
     for target, scores in results["targets"].items():
         rows.append({"target": target, "image": "pooled", "n_images": scores["n_images"], **scores["pooled"]})
+        rows.append({"target": target, "image": "mean", "n_images": len(scores["images"]),
+                     **per_image_mean(scores["images"])})
         rows += [{"target": target, "image": image_id, "n_images": 1, **values}
                  for image_id, values in scores["images"].items()]
     return rows
 
 
+def per_image_mean(images: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each metric averaged over images, as papers report it beside the pooled score (pooling weighs large images
+    more); an image where a metric is undefined (NaN, e.g. AUC without vessels) is left out of that metric's mean."""
+    values = np.array([[scores[name] for name in METRIC_NAMES] for scores in images.values()], dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a metric NaN on every image stays NaN, quietly
+        means = np.nanmean(values.reshape(-1, len(METRIC_NAMES)), axis=0)
+    return {name: float(mean) for name, mean in zip(METRIC_NAMES, means)}
+
+
 def pooled_table(results: dict[str, Any]) -> str:
-    """The pooled row of every target as plain text, for the terminal."""
-    rows = [row for row in score_rows(results) if row["image"] == "pooled"]
+    """The pooled and per-image mean rows of every target as plain text, for the terminal."""
+    rows = [row for row in score_rows(results) if row["image"] in ("pooled", "mean")]
     return format_table(rows, TABLE_COLUMNS)

@@ -6,18 +6,23 @@ made (same config, checked by the model digest), then fed to the heads; nothing 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import tifffile
 from PIL import Image
+from tqdm import tqdm
 
-from dgss.aggregate.report import write_png
+from dgss.aggregate.report import write_bytes_atomic, write_png
 from dgss.aggregate.data import image_to_tensor
-from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, image_prediction, load_run
+from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, image_prediction, load_run
 from dgss.extract.backbone import load_backbone
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.datasets import derive_fov, read_image
+from dgss.extract.datasets.image_io import IMAGE_SUFFIXES, file_stem, is_image_file, read_mask
 from dgss.extract.device import check_device
 from dgss.extract.extractor import FeatureExtractor, canvas_fill
 from dgss.extract.preprocess import to_canvas
@@ -30,17 +35,25 @@ VESSEL_TINT = np.array([40, 255, 80], dtype=np.float32)
 
 @dataclass(frozen=True)
 class Prediction:
-    """Files written for one input image."""
+    """Files for one input image; `skipped` when they all existed and `skip_existing` left them as they were."""
 
     image: Path
     probability: Path
     mask: Path
     overlay: Path
+    probability_tif: Path | None = None
+    skipped: bool = False
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file this image's prediction writes."""
+        tif = () if self.probability_tif is None else (self.probability_tif,)
+        return (self.mask, self.probability, self.overlay, *tif)
 
 
 def predict_images(
     run_dir: str | Path,
-    images: list[Path],
+    images: Sequence[str | Path],
     out_dir: str | Path,
     *,
     model: str | None = None,
@@ -48,16 +61,93 @@ def predict_images(
     tile: int | None = DEFAULT_TILE,
     tile_context: int = DEFAULT_TILE_CONTEXT,
     field_of_view_deg: float = 45.0,
+    fov_dir: str | Path | None = None,
+    threshold: float | None = None,
+    save_probabilities: bool = False,
+    skip_existing: bool = False,
 ) -> list[Prediction]:
-    """Segment `images`; write `<stem>_prob.png`, `<stem>_mask.png` and `<stem>_overlay.png` per image.
+    """Segment `images` (files, or folders of image files); write `<stem>_prob.png`, `<stem>_mask.png` and
+    `<stem>_overlay.png` per image, and `<stem>_prob.tif` (float32 probability) with `save_probabilities`.
 
     The backbone is `model`, else the one recorded in the run's store entry, else the shipped one; it must have
     the digest the run's features were extracted with. `field_of_view_deg` is the field angle of the camera that
     took the images: it sets their size on the canvas when the run's cache spans a field angle (`canvas_field_deg`).
+    `fov_dir` holds a FOV mask per image (`<stem>.<any image suffix>`) used instead of the FOV derived from the
+    photo. `threshold` replaces the members' stored decision thresholds. `skip_existing` leaves images whose
+    outputs all exist as they are (an interrupted run continues).
     """
-    _check_distinct_stems(images)
+    paths = expand_inputs(images)
+    _check_distinct_stems(paths)
+    masks = fov_masks(paths, Path(fov_dir)) if fov_dir is not None else {}
+    out = Path(out_dir)
+    planned = [_planned(path, out, save_probabilities) for path in paths]
     check_device(device)
-    run = load_run(run_dir, device, tile=tile, tile_context=tile_context)
+    run = load_run(run_dir, device, tile=tile, tile_context=tile_context, threshold=threshold)
+    extractor = _extractor(run, run_dir, model, device)
+    fill = canvas_fill(extractor.config.canvas_field_deg, field_of_view_deg)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for plan in tqdm(planned, desc="predict", unit="image", disable=None):
+        if skip_existing and all(path.is_file() for path in plan.files):
+            written.append(replace(plan, skipped=True))
+        else:
+            written.append(_predict_one(plan, masks.get(plan.image), run, extractor, fill))
+    return written
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given and folders as the image files directly in them, sorted, each path once: folders are how
+    a camera's or a study's photos arrive, and naming one is how nnU-Net users expect to segment them."""
+    paths: list[Path] = []
+    for given in map(Path, inputs):
+        if not given.exists():
+            raise DgssError(f"{given} does not exist: pass image files or folders of them")
+        if not given.is_dir():
+            paths.append(given)
+            continue
+        found = sorted(path for path in given.iterdir() if is_image_file(path))
+        if not found:
+            raise DgssError(f"folder {given} holds no image file ({' '.join(sorted(IMAGE_SUFFIXES))}, or those .gz): "
+                            "pass a folder of photos, or the image files themselves")
+        paths += found
+    return list(dict.fromkeys(paths))
+
+
+def fov_masks(images: list[Path], fov_dir: Path) -> dict[Path, Path]:
+    """The FOV mask file of every image (the first `<stem>.<suffix>` in sorted order), checked before any work so
+    that a long run does not stop at the first image without one."""
+    if not fov_dir.is_dir():
+        raise DgssError(f"FOV folder {fov_dir} does not exist: pass --fov a folder of masks named like the images")
+    by_stem: dict[str, Path] = {}
+    for path in sorted(fov_dir.iterdir()):
+        if is_image_file(path):
+            by_stem.setdefault(file_stem(path), path)
+    for image in images:
+        if file_stem(image) not in by_stem:
+            raise DgssError(f"no FOV mask for {image} in {fov_dir}: add {file_stem(image)}.png (or another image "
+                            "format) there, or leave out --fov to derive the FOV from the photo")
+    return {image: by_stem[file_stem(image)] for image in images}
+
+
+def _check_distinct_stems(images: list[Path]) -> None:
+    """Refuse, before any work, two inputs whose outputs would overwrite each other (a/22.png and b/22.png)."""
+    seen: dict[str, Path] = {}
+    for path in images:
+        other = seen.setdefault(file_stem(path), path)
+        if other != path:
+            raise DgssError(f"{other} and {path} would both write {file_stem(path)}_*.png: segment them into "
+                             "separate --out folders")
+
+
+def _planned(image: Path, out: Path, save_probabilities: bool) -> Prediction:
+    """The output paths of one image."""
+    stem = file_stem(image)
+    tif = out / f"{stem}_prob.tif" if save_probabilities else None
+    return Prediction(image, out / f"{stem}_prob.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png", tif)
+
+
+def _extractor(run: Run, run_dir: str | Path, model: str | None, device: str) -> FeatureExtractor:
+    """The run's feature extractor, refusing a backbone other than the one its features came from."""
     config = ExtractionConfig.from_dict(run.record.extraction_config)
     backbone = load_backbone(resolve_model(model or _recorded_model(run.record.store, run.key)), device)
     if backbone.digest != config.model_digest:
@@ -65,26 +155,7 @@ def predict_images(
             f"model {backbone.name} (digest {backbone.digest[:16]}) is not the one run {run_dir} was trained on "
             f"(digest {config.model_digest[:16]}); pass --model with that backbone"
         )
-    extractor = FeatureExtractor(backbone, config)
-    fill = canvas_fill(config.canvas_field_deg, field_of_view_deg)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return [_predict_one(path, run, extractor, out, fill) for path in images]
-
-
-def output_stem(path: Path) -> str:
-    """The name an image's outputs start with: "im0001.ppm.gz" -> "im0001", "a.7.jpg" -> "a.7"."""
-    return Path(path.name.removesuffix(".gz")).stem
-
-
-def _check_distinct_stems(images: list[Path]) -> None:
-    """Refuse, before any work, two inputs whose outputs would overwrite each other (a/22.png and b/22.png)."""
-    seen: dict[str, Path] = {}
-    for path in images:
-        other = seen.setdefault(output_stem(path), path)
-        if other != path:
-            raise DgssError(f"{other} and {path} would both write {output_stem(path)}_*.png: segment them into "
-                             "separate --out folders")
+    return FeatureExtractor(backbone, config)
 
 
 def _recorded_model(store: str, key: str) -> str | None:
@@ -99,24 +170,43 @@ def _recorded_model(store: str, key: str) -> str | None:
     return None
 
 
-def _predict_one(path: Path, run, extractor: FeatureExtractor, out: Path, fill: float) -> Prediction:
-    image = read_image(path)
-    fov = derive_fov(image)
+def _fov(image: np.ndarray, path: Path, mask_path: Path | None) -> np.ndarray:
+    """The given FOV mask, else the one derived from the photo; a mask of another size names both files."""
+    if mask_path is None:
+        return derive_fov(image)
+    fov = read_mask(mask_path)
+    if fov.shape != image.shape[:2]:
+        raise DgssError(f"FOV mask {mask_path} is {fov.shape[1]}x{fov.shape[0]} px but {path} is "
+                        f"{image.shape[1]}x{image.shape[0]} px: give a mask of the image's size")
+    return fov
+
+
+def _predict_one(plan: Prediction, mask_path: Path | None, run: Run, extractor: FeatureExtractor,
+                 fill: float) -> Prediction:
+    image = read_image(plan.image)
+    fov = _fov(image, plan.image, mask_path)
     canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
                        fov_crop=extractor.config.fov_crop, fill=fill)
     features = extractor.feature_maps(canvas.image, canvas.fov)
     batch = {f"features/{name}": maps[None] for name, maps in features.items()}
     batch["image"] = image_to_tensor(canvas.image)[None]
     prob, votes = image_prediction(run, batch)
-    probability = canvas.geometry.to_native(prob) * fov
+    probability = (canvas.geometry.to_native(prob) * fov).astype(np.float32)
     mask = canvas.geometry.to_native(votes) > 0.5
     mask &= fov
-    stem = output_stem(path)
-    written = Prediction(path, out / f"{stem}_prob.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
-    write_png(written.probability, Image.fromarray(np.round(probability * 255).astype(np.uint8)))
-    write_png(written.mask, Image.fromarray(mask.astype(np.uint8) * 255))
-    write_png(written.overlay, Image.fromarray(_overlay(image, mask)))
-    return written
+    write_png(plan.probability, Image.fromarray(np.round(probability * 255).astype(np.uint8)))
+    write_png(plan.mask, Image.fromarray(mask.astype(np.uint8) * 255))
+    write_png(plan.overlay, Image.fromarray(_overlay(image, mask)))
+    if plan.probability_tif is not None:
+        _write_tif(plan.probability_tif, probability)
+    return plan
+
+
+def _write_tif(path: Path, probability: np.ndarray) -> None:
+    """A plain single-page float32 TIFF (atomic, so `skip_existing` never keeps half a file)."""
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, probability, photometric="minisblack")
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

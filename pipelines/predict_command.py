@@ -10,7 +10,8 @@ from dgss.pipelines.app import app
 
 @app.command()
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Images to segment (JPEG, PNG, TIFF, GIF, PPM, .gz).")],
+    images: Annotated[list[Path], typer.Argument(help="Images to segment (JPEG, PNG, TIFF, GIF, PPM, BMP, .gz), or "
+                                                      "folders: every image file directly in each, sorted.")],
     run: Annotated[Path, typer.Option(help="Run folder written by `dgss fit-head`.")],
     out: Annotated[Path, typer.Option(help="Folder for <stem>_prob.png, <stem>_mask.png, <stem>_overlay.png.")] = Path("predictions"),
     model: Annotated[Optional[str], typer.Option(help="Backbone the run's features came from; default: the one recorded in the run's store.")] = None,
@@ -22,10 +23,26 @@ def predict(
     field_deg: Annotated[float, typer.Option(min=1, help="Field angle of the camera that took the images, degrees; "
                                                          "used when the run's cache was extracted with "
                                                          "--canvas-field-deg.")] = 45.0,
+    fov: Annotated[Optional[Path], typer.Option(metavar="MASK_DIR", help="Folder of FOV masks named by image "
+                                                "stem (<stem>.png, .gif, .tif, ...) used instead of the FOV "
+                                                "derived from each photo.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(min=0.001, max=0.999, help="Decision threshold of every "
+                                                       "head; default: each head's own, chosen on the run's source "
+                                                       "validation images.")] = None,
+    save_probabilities: Annotated[bool, typer.Option(help="Also write <stem>_prob.tif, the float32 probability at "
+                                                          "native resolution.")] = False,
+    continue_: Annotated[bool, typer.Option("--continue", help="Skip images whose outputs all exist in --out (an "
+                                                               "interrupted run continues).")] = False,
 ) -> None:
     """Compute features with the run's extraction config and segment each image at its native resolution."""
     from dgss.pipelines.predict import predict_images  # here, so that `dgss --help` does not import torch
 
-    for written in predict_images(run, images, out, model=model, device=device,
-                                  tile=tile or None, tile_context=tile_context, field_of_view_deg=field_deg):
-        typer.echo(f"{written.image} -> {written.mask}")
+    written = predict_images(run, images, out, model=model, device=device, tile=tile or None,
+                             tile_context=tile_context, field_of_view_deg=field_deg, fov_dir=fov,
+                             threshold=threshold, save_probabilities=save_probabilities, skip_existing=continue_)
+    for prediction in written:
+        if not prediction.skipped:
+            typer.echo(f"{prediction.image} -> {prediction.mask}")
+    skipped = sum(prediction.skipped for prediction in written)
+    if skipped:
+        typer.echo(f"skipped {skipped} of {len(written)} image(s) whose outputs already exist in {out}")

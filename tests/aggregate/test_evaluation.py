@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from dgss.aggregate.evaluation import combined_metrics, evaluate_run, native_truth, predict_native
+from dgss.aggregate.evaluation import (combined_metrics, evaluate_run, native_truth, pooled_table, predict_native,
+                                       score_rows)
 from dgss.aggregate.metrics import METRIC_NAMES
 from dgss.aggregate.run import Run, RunRecord
 from dgss.aggregate.spec import CacheSpec
@@ -76,10 +77,25 @@ def test_evaluate_run_scores_and_reports(aggregate_trained, tmp_path):
     assert json.loads((tmp_path / "report" / "scores.json").read_text())["targets"]["TGT"]["n_images"] == 2
     rows = list(csv.DictReader((tmp_path / "report" / "scores.csv").open()))
     assert [(row["target"], row["image"]) for row in rows] == [
-        ("TGT", "pooled"), ("TGT", "TGT_00"), ("TGT", "TGT_01"), ("SRC", "pooled"), ("SRC", "SRC_03")]
+        ("TGT", "pooled"), ("TGT", "mean"), ("TGT", "TGT_00"), ("TGT", "TGT_01"),
+        ("SRC", "pooled"), ("SRC", "mean"), ("SRC", "SRC_03")]
+    assert rows[1]["n_images"] == "2" and float(rows[1]["dice"]) == pytest.approx(np.mean(per_image), abs=1e-9)
     assert (tmp_path / "report" / "scores.png").is_file()
     assert sorted(path.name for path in (tmp_path / "report" / "overlays").iterdir()) == [
         "SRC_SRC_03.png", "TGT_TGT_00.png"]
+
+
+def test_the_mean_row_averages_each_metric_over_the_images_where_it_is_defined(recwarn):
+    """AUC is NaN on an image without vessels: the mean leaves that image out; a metric NaN everywhere stays NaN."""
+    nan = float("nan")
+    images = {"a": dict.fromkeys(METRIC_NAMES, 0.5), "b": dict.fromkeys(METRIC_NAMES, 0.9)}
+    images["a"]["auc_roc"], images["b"]["auc_pr"], images["a"]["auc_pr"] = nan, nan, nan
+    results = {"targets": {"T": {"n_images": 2, "pooled": dict.fromkeys(METRIC_NAMES, 0.6), "images": images}}}
+    mean = score_rows(results)[1]
+    assert (mean["target"], mean["image"], mean["n_images"]) == ("T", "mean", 2)
+    assert mean["dice"] == pytest.approx(0.7) and mean["auc_roc"] == pytest.approx(0.9)
+    assert np.isnan(mean["auc_pr"]) and not recwarn.list
+    assert [line.split()[1] for line in pooled_table(results).splitlines()] == ["image", "pooled", "mean"]
 
 
 def test_target_not_in_the_store_says_how_to_add_it(aggregate_trained, tmp_path):
@@ -117,9 +133,10 @@ def test_evaluate_command_prints_the_pooled_table(aggregate_trained, tmp_path):
     result = CliRunner().invoke(app, ["evaluate", "--run", str(run_dir), "--target", "TGT",
                                       "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
-    header, row = result.output.splitlines()[:2]
+    header, pooled, mean, after = result.output.splitlines()[:4]
     assert header.split()[:4] == ["target", "image", "n_images", "dice"]
-    assert row.split()[:3] == ["TGT", "pooled", "2"]
+    assert pooled.split()[:3] == ["TGT", "pooled", "2"] and mean.split()[:3] == ["TGT", "mean", "2"]
+    assert after.startswith("scores and overlays written to")
     assert (tmp_path / "report" / "scores.csv").is_file()
 
 

@@ -4,6 +4,7 @@ import shutil
 import sys
 
 import numpy as np
+import tifffile
 import pytest
 from PIL import Image
 
@@ -165,3 +166,132 @@ def test_predict_maps_back_to_native_pixels_as_evaluate_does(aligned_run, index,
     assert predicted.shape == expected.shape
     assert np.abs(predicted - expected)[fov].max() <= 0.5 / 255 + 1e-4
     assert np.abs(predicted[::-1] - expected)[fov].max() > 0.1
+
+
+# nnU-Net-style use: folders in, probabilities out, given FOV masks, a threshold, continuing a stopped run.
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory, photo):
+    """A folder with two photos, a text file and a subfolder holding a third photo (not an input)."""
+    folder = tmp_path_factory.mktemp("folder")
+    shutil.copy(photo, folder / "b.jpg")
+    Image.fromarray(get_dataset("SYNTH-B-4x64").read("synthB_001").image).save(folder / "a.png")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "sub").mkdir()
+    shutil.copy(photo, folder / "sub" / "c.jpg")
+    return folder
+
+
+def _mask_pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path)) > 0
+
+
+def _run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `dgss predict ARGS`."""
+    monkeypatch.setattr(sys, "argv", ["dgss", "predict", *map(str, args)])
+    try:
+        main()
+        code = 0
+    except SystemExit as exited:
+        code = exited.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip()
+
+
+def test_a_folder_means_the_image_files_directly_in_it_sorted(trained_run, photo_folder, photo, tmp_path):
+    written = predict_images(trained_run, [photo_folder, photo_folder / "a.png", photo], tmp_path)
+    assert [item.image.name for item in written] == ["a.png", "b.jpg", "patient.7.jpg"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        f"{stem}_{kind}.png" for stem in ("a", "b", "patient.7") for kind in ("prob", "mask", "overlay"))
+
+
+def test_save_probabilities_writes_the_float32_probability_as_tif(trained_run, photo, tmp_path):
+    (written,) = predict_images(trained_run, [photo], tmp_path, save_probabilities=True)
+    assert written.probability_tif == tmp_path / "patient.7_prob.tif"
+    probability = tifffile.imread(written.probability_tif)
+    png = np.asarray(Image.open(written.probability)).astype(np.float64) / 255
+    assert probability.dtype == np.float32 and probability.shape == png.shape
+    assert np.abs(probability - png).max() <= 1 / 255 and len(np.unique(probability)) > 10
+
+
+def test_a_given_fov_mask_replaces_the_derived_one(trained_run, photo, tmp_path):
+    """A mask blanking the left half: no vessel and no probability there, where the derived FOV finds some."""
+    derived = derive_fov(np.asarray(Image.open(photo)))
+    half = derived.copy()
+    half[:, : half.shape[1] // 2] = False
+    (tmp_path / "fov").mkdir()
+    Image.fromarray(half.astype(np.uint8) * 255).save(tmp_path / "fov" / "patient.7.gif")
+    (plain,) = predict_images(trained_run, [photo], tmp_path / "plain", threshold=0.001)
+    (given,) = predict_images(trained_run, [photo], tmp_path / "given", threshold=0.001, fov_dir=tmp_path / "fov")
+    left = np.s_[:, : half.shape[1] // 2]
+    assert _mask_pixels(plain.mask)[left].any() and _mask_pixels(given.mask)[~half].sum() == 0
+    assert np.asarray(Image.open(given.probability))[~half].max() == 0 and _mask_pixels(given.mask)[half].any()
+
+
+def test_threshold_replaces_the_run_s_thresholds(trained_run, photo, tmp_path):
+    (low,) = predict_images(trained_run, [photo], tmp_path / "low", threshold=0.001)
+    (high,) = predict_images(trained_run, [photo], tmp_path / "high", threshold=0.999)
+    assert _mask_pixels(high.mask).sum() < _mask_pixels(low.mask).sum()
+
+
+def _stamps(folder) -> dict[str, tuple[int, int]]:
+    """Inode and mtime of every file: an atomic rewrite changes both."""
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in folder.iterdir()}
+
+
+def test_continue_skips_images_whose_outputs_exist_and_redoes_the_rest(trained_run, photo_folder, tmp_path,
+                                                                         monkeypatch, capsys):
+    out = tmp_path / "out"
+    args = ["--run", trained_run, "--out", out, "--save-probabilities", photo_folder]
+    assert _run_cli(monkeypatch, capsys, *args)[0] == 0
+    first = _stamps(out)
+    assert len(first) == 8
+    code, printed, _ = _run_cli(monkeypatch, capsys, *args, "--continue")
+    assert code == 0 and "skipped 2 of 2" in printed and _stamps(out) == first
+    (out / "b_prob.tif").unlink()
+    code, printed, _ = _run_cli(monkeypatch, capsys, *args, "--continue")
+    assert code == 0 and "skipped 1 of 2" in printed and "b.jpg" in printed
+    again = _stamps(out)
+    assert set(again) == set(first) and again["a_mask.png"] == first["a_mask.png"]
+    assert again["b_mask.png"] != first["b_mask.png"]
+    code, printed, _ = _run_cli(monkeypatch, capsys, *args)
+    assert code == 0 and "skipped" not in printed and _stamps(out)["a_mask.png"] != first["a_mask.png"]
+
+
+def test_an_empty_folder_is_one_line_naming_it(trained_run, photo_folder, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no photos here")
+    code, _, error = _run_cli(monkeypatch, capsys, "--run", trained_run, "--out", tmp_path / "o", photo_folder, empty)
+    assert code == 1 and f"folder {empty} holds no image file" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_fov_mask_is_one_line_before_any_image(trained_run, photo_folder, tmp_path, monkeypatch, capsys):
+    masks = tmp_path / "fov"
+    masks.mkdir()
+    Image.new("L", (64, 64), 255).save(masks / "a.png")
+    code, _, error = _run_cli(monkeypatch, capsys, "--run", trained_run, "--out", tmp_path / "o", "--fov", masks,
+                              photo_folder)
+    assert code == 1 and len(error.splitlines()) == 1
+    assert f"no FOV mask for {photo_folder / 'b.jpg'} in {masks}" in error
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_fov_mask_of_another_size_is_one_line_naming_both(trained_run, photo, tmp_path, monkeypatch, capsys):
+    masks = tmp_path / "fov"
+    masks.mkdir()
+    Image.new("L", (64, 64), 255).save(masks / "patient.7.png")
+    code, _, error = _run_cli(monkeypatch, capsys, "--run", trained_run, "--out", tmp_path / "o", "--fov", masks,
+                              photo)
+    assert code == 1 and len(error.splitlines()) == 1
+    assert f"FOV mask {masks / 'patient.7.png'} is 64x64 px but {photo} is 80x64 px" in error
+
+
+def test_a_missing_input_or_fov_folder_is_refused_before_any_work(trained_run, photo, tmp_path):
+    with pytest.raises(DgssError, match=f"{tmp_path / 'nope.png'} does not exist"):
+        predict_images(trained_run, [photo, tmp_path / "nope.png"], tmp_path / "out")
+    with pytest.raises(DgssError, match=f"FOV folder {tmp_path / 'masks'} does not exist"):
+        predict_images(trained_run, [photo], tmp_path / "out", fov_dir=tmp_path / "masks")
+    assert not (tmp_path / "out").exists()
