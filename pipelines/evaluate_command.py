@@ -13,8 +13,8 @@ def evaluate_command(
     run: Annotated[Path, typer.Option(help="Run folder written by `dgss fit-head`.")],
     target: Annotated[str, typer.Option(help="Comma list of cached target datasets, e.g. CHASE_DB1,HRF (their "
                                              "test split where they have one, else all images).")],
-    store: Annotated[Path | None, typer.Option(help="Feature store holding the targets [the run's store].")] = None,
-    report: Annotated[Path | None, typer.Option(help="Folder for scores and overlays [RUN/evaluation].")] = None,
+    store: Annotated[Path | None, typer.Option(help="Feature store holding the targets (default: the run's store).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Folder for scores and overlays (default: RUN/evaluation).")] = None,
     overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs per target.")] = 3,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     tile: Annotated[int, typer.Option(min=0, help="Side of the tiles the heads are applied in, canvas pixels; 0: the "
@@ -24,7 +24,8 @@ def evaluate_command(
     allow_training_images: Annotated[bool, typer.Option(help="Score target images the run was trained on "
                                                              "(refused by default; counted in the report).")] = False,
     threshold: Annotated[float | None, typer.Option(min=0.001, max=0.999, help="Decision threshold of every head "
-                                                    "[each head's, chosen on the run's source validation images].")] = None,
+                                                    "(default: each head's own, chosen on the run's source validation "
+                                                    "images).")] = None,
 ) -> None:
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
