@@ -9,14 +9,16 @@ background thread (`prefetch`) while the current step runs: Blosc decoding relea
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from dgss.aggregate.augment import apply_symmetry, random_symmetry
+from dgss.extract.appearance import AppearanceTarget, match_appearance
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import crop, sample_windows
 from dgss.store import Entry
@@ -57,8 +59,21 @@ def feature_names(entry: Entry) -> list[str]:
     return [name for name in entry.array_specs if name.startswith(FEATURE_PREFIX)]
 
 
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(y, x, rgb) uint8 canvas image -> (rgb, y, x) float32 in [0, 1], the heads' "image" input."""
+def head_image(image: np.ndarray, fov: np.ndarray, extraction_config: Mapping[str, Any]) -> torch.Tensor:
+    """The heads' "image" input: the canvas image as the backbone saw it (matched to the config's appearance target
+    inside the FOV, where the config has one), as (rgb, y, x) float32 in [0, 1].
+
+    A head that reads the image (the U-Net baseline, T&S-FreqAgg's refinement) then sees exactly the input the
+    features were computed from, so a comparison between heads is not a comparison of preprocessing.
+
+    Parameters
+    ----------
+    image : (y, x, rgb) uint8 canvas image as cached
+    fov : (y, x) bool
+    """
+    appearance = extraction_config.get("appearance")
+    if appearance is not None:
+        image = match_appearance(image, fov, AppearanceTarget.from_dict(appearance))
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)
 
 
@@ -66,7 +81,7 @@ class CachedImages(Dataset):
     """(entry, image index) pairs served as dicts of tensors, read from the store on every access.
 
     Each item holds "features/<block>": (timestep, band, channel, y, x) float16 as cached; "image": (rgb, y, x) float32
-    in [0, 1]; "vessel": (y, x) int64; "fov": (y, x) bool (canvas size). All entries must share one key.
+    in [0, 1] (see `head_image`); "vessel": (y, x) int64; "fov": (y, x) bool (canvas size). All entries must share one key.
     With `features=False` (a head that reads only the image) the feature arrays are not read at all.
     """
 
@@ -81,10 +96,10 @@ class CachedImages(Dataset):
         entry, index = self.items[position]
         names = feature_names(entry) if self.features else []
         item = {name: torch.from_numpy(entry.read(name, index)) for name in names}
-        image = entry.read("image", index)
-        item["image"] = image_to_tensor(image)
+        fov = entry.read("fov", index).astype(bool)
+        item["image"] = head_image(entry.read("image", index), fov, entry.config)
         item["vessel"] = torch.from_numpy(entry.read("vessel", index).astype(np.int64))
-        item["fov"] = torch.from_numpy(entry.read("fov", index).astype(bool))
+        item["fov"] = torch.from_numpy(fov)
         return item
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dgss.aggregate.report import write_bytes_atomic, write_png
-from dgss.aggregate.data import image_to_tensor
+from dgss.aggregate.data import head_image
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, image_prediction, load_run
 from dgss.extract.backbone import load_backbone
 from dgss.extract.config import ExtractionConfig
@@ -189,7 +189,7 @@ def _predict_one(plan: Prediction, mask_path: Path | None, run: Run, extractor: 
                        fov_crop=extractor.config.fov_crop, fill=fill)
     features = extractor.feature_maps(canvas.image, canvas.fov)
     batch = {f"features/{name}": maps[None] for name, maps in features.items()}
-    batch["image"] = image_to_tensor(canvas.image)[None]
+    batch["image"] = head_image(canvas.image, canvas.fov, extractor.config.to_dict())[None]
     prob, votes = image_prediction(run, batch)
     probability = (canvas.geometry.to_native(prob) * fov).astype(np.float32)
     mask = canvas.geometry.to_native(votes) > 0.5

@@ -11,7 +11,10 @@ an inverse Haar transform only for FreqFusion to split them again:
 
 With bands ``"none"`` each level has one branch on the raw map, used as both, which is FreqFusion's
 ``up(coarse) + fine + hp(fine)`` exactly. Either way the head runs at the finest cached map size (half the finest
-block map with Haar bands) and its logits are upsampled bilinearly to the canvas.
+block map with Haar bands: 1/8 of the canvas at the default blocks) and its logits are upsampled bilinearly to the
+canvas. A vessel 2-3 canvas pixels wide is then drawn from a map 8x coarser: the head finds centre lines but not
+widths. ``image_refine`` > 0 adds a small full-resolution refinement (three 3x3 convolutions on the upsampled
+logits and the canvas image the backbone saw, added to the logits), which is not in the release.
 
 Timesteps are folded into the batch: every layer is shared across timesteps except the conditional BatchNorm's
 gain and bias, and a gate mixes the per-timestep logits pixel by pixel (a mixture of experts over time).
@@ -22,6 +25,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -41,8 +45,11 @@ class TSFreqAggConfig:
     kernel_channels: int = 64
     upsample_kernel: int = 5
     highpass_kernel: int = 3
+    image_refine: int = 0
 
     def __post_init__(self) -> None:
+        if self.image_refine < 0:
+            raise ModelError(f"tsfreqagg image_refine={self.image_refine} must be >= 0 (0: no refinement)")
         if self.width < 1 or self.kernel_channels < 1:
             raise ModelError(f"tsfreqagg width={self.width} and kernel_channels={self.kernel_channels} must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
@@ -139,6 +146,7 @@ class TSFreqAggHead(nn.Module):
         self.refine = nn.ModuleList(ResidualBlock(config.width) for _ in levels[1:])
         self.classify = nn.Conv2d(config.width, NUM_CLASSES, 1)
         self.time_gate = TimeGate(steps)
+        self.image_refine = ImageRefinement(config.image_refine) if config.image_refine else None
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """Logits (batch, 2, side, side) from ``features/<block>`` (batch, timestep, band, channel, y, x)."""
@@ -161,4 +169,27 @@ class TSFreqAggHead(nn.Module):
         side = window_size(batch, self.spec)
         if mixed.shape[-2:] != (side, side):
             mixed = F.interpolate(mixed, size=(side, side), mode="bilinear", align_corners=False)
+        if self.image_refine is not None:
+            mixed = self.image_refine(mixed, batch["image"])
         return mixed, gates
+
+
+class ImageRefinement(nn.Module):
+    """Full-resolution residual correction of upsampled logits from the canvas image: vessel widths at pixel scale.
+
+    Three 3x3 convolutions (receptive field 7 px, far inside the tiles' context) on (logits, image); the last one
+    starts at zero, so a new head predicts exactly what it would without the refinement.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(NUM_CLASSES + 3, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, NUM_CLASSES, 3, padding=1))
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.zeros_(self.layers[-1].bias)
+
+    def forward(self, logits: Tensor, image: Tensor) -> Tensor:
+        """(B, 2, y, x) logits corrected from the (B, 3, y, x) image in [0, 1] of the same window."""
+        return logits + self.layers(torch.cat([logits, image.to(logits.dtype)], dim=1))

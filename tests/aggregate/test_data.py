@@ -1,5 +1,6 @@
 """Streaming cached images: which images a split yields, and what one item holds."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,3 +52,20 @@ def test_an_image_only_head_gets_no_features(aggregate_cache):
     entry = aggregate_cache("SRC", n_images=2)
     item = CachedImages([(entry, 0)], features=False)[0]
     assert sorted(item) == ["fov", "image", "vessel"]
+
+
+def test_the_head_image_is_the_appearance_matched_canvas_the_backbone_saw():
+    from dgss.aggregate.data import head_image
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 80, size=(16, 16, 3), dtype=np.uint8)
+    fov = np.zeros((16, 16), dtype=bool)
+    fov[2:14, 2:14] = True
+    target = {"mean": [120.0, 60.0, 30.0], "std": [20.0, 10.0, 5.0]}
+    matched = head_image(image, fov, {"appearance": target}).numpy() * 255
+    inside = matched[:, fov]
+    np.testing.assert_allclose(inside.mean(axis=1), target["mean"], atol=1.0)
+    np.testing.assert_allclose(inside.std(axis=1), target["std"], atol=1.0)
+    np.testing.assert_array_equal(matched[:, ~fov], image[~fov].T)  # outside the FOV as cached
+    plain = head_image(image, fov, {"appearance": None}).numpy() * 255
+    np.testing.assert_allclose(plain, image.transpose(2, 0, 1), atol=1e-4)

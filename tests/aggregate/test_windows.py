@@ -92,11 +92,14 @@ def test_tiles_cover_the_canvas_with_their_kept_centres():
     assert kept.all()
 
 
-@pytest.mark.parametrize("name", ["tsfreqagg", "mlp"])
+@pytest.mark.parametrize("name", ["tsfreqagg", "tsfreqagg-refined", "mlp"])
 def test_tiles_give_the_logits_of_the_whole_canvas(name):
     spec = _spec(512)
-    params = {"tsfreqagg": {"width": 4, "kernel_channels": 4}, "mlp": {"hidden": [8]}}[name]
-    head = build_head(name, spec, seed=1, **params).eval()
+    params = {"tsfreqagg": {"width": 4, "kernel_channels": 4}, "mlp": {"hidden": [8]},
+              "tsfreqagg-refined": {"width": 4, "kernel_channels": 4, "image_refine": 4}}[name]
+    head = build_head(name.removesuffix("-refined"), spec, seed=1, **params).eval()
+    if name.endswith("refined"):  # a trained refinement, not the zero start that changes nothing
+        torch.nn.init.normal_(head.image_refine.layers[-1].weight, std=0.1)
     batch = random_batch(spec, 1)
     with torch.no_grad():
         whole = head(batch)
