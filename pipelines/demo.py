@@ -47,6 +47,7 @@ class DemoConfig:
     baseline_epochs: int = 30
     baseline_width: int = 16
     dice_weight: float = 0.5  # a soft-Dice term for both heads: cross-entropy alone under-calls thin vessels
+    validation_fraction: float = 0.2  # of the sources' training images, to choose each head's epoch and threshold
     seed: int = 0
 
     @classmethod
@@ -82,10 +83,10 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     heads = {
         "tsfreqagg": HeadTrainingConfig(head="tsfreqagg", head_params={"width": config.head_width},
                                         epochs=config.head_epochs, dice_weight=config.dice_weight, seed=config.seed,
-                                        window=None),
+                                        window=None, validation_fraction=config.validation_fraction),
         "unet": HeadTrainingConfig(head="unet", head_params={"base_channels": config.baseline_width},
                                    epochs=config.baseline_epochs, dice_weight=config.dice_weight, seed=config.seed,
-                                   window=None),
+                                   window=None, validation_fraction=config.validation_fraction),
     }
     rows = []
     for name, training in heads.items():

@@ -25,6 +25,7 @@ def demo_run(tmp_path_factory) -> tuple[DemoConfig, list[dict]]:
         head_epochs=12,  # enough for T&S-FreqAgg to learn the sources (2 epochs left it below chance)
         head_width=16,
         baseline_epochs=2,
+        validation_fraction=0.0,  # two training images per source: none to spare
     )
     return config, run_demo(config)
 
