@@ -15,13 +15,17 @@ from tqdm import tqdm
 
 from dgss.store.errors import DgssError
 
+CLOSE_TIMEOUT_S = 60
+"""Seconds a local cluster gets to close; a loaded machine can need far more than distributed's default."""
+
 
 @contextmanager
 def dask_client(*, workers: int, scheduler: str | None) -> Iterator[Any]:
     """A `distributed.Client` on `scheduler`, or on a fresh local cluster of `workers` one-task processes.
 
     Distributed's own logging is silenced here and in the local workers: a failed task is reported once, as the
-    task's own error, not also as a worker's traceback and a page of shutdown notices.
+    task's own error, not also as a worker's traceback and a page of shutdown notices. A local cluster that does not
+    close in time (a loaded machine) has its workers killed: every result was written before the close began.
     """
     from dask.distributed import Client, LocalCluster
 
@@ -30,14 +34,26 @@ def dask_client(*, workers: int, scheduler: str | None) -> Iterator[Any]:
             with _scheduler_client(scheduler) as client:
                 yield client
             return
-        with LocalCluster(
+        cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=logging.CRITICAL,
-        ) as cluster, Client(cluster) as client:
-            yield client
+        )
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            _close(cluster)
+
+
+def _close(cluster: Any) -> None:
+    """Close a local cluster; a close that times out leaves nothing to wait for (its workers are killed)."""
+    try:
+        cluster.close(timeout=CLOSE_TIMEOUT_S)
+    except (TimeoutError, OSError):
+        pass
 
 
 @contextmanager
@@ -58,8 +74,10 @@ def _scheduler_client(address: str) -> Iterator[Any]:
 
 @contextmanager
 def _quiet_distributed() -> Iterator[None]:
-    """Raise every `distributed` logger to CRITICAL for the duration, then restore their levels."""
-    names = ["distributed", *(name for name in logging.root.manager.loggerDict if name.startswith("distributed."))]
+    """Raise every `distributed` logger, and those of the event loop it runs on (tornado, asyncio), to CRITICAL for
+    the duration, then restore their levels."""
+    prefixes = ("distributed", "tornado", "asyncio")
+    names = [*prefixes, *(name for name in logging.root.manager.loggerDict if name.startswith(prefixes))]
     loggers = [logging.getLogger(name) for name in names]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
