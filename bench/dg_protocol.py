@@ -18,7 +18,7 @@ bench/results/dg_protocol.csv (one per variant, protocol, target, head, seed); t
 over seeds are written as a markdown table (.md) and a chart of Dice and AUC per target and head (.png).
 
     .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
-    .venv/bin/python bench/dg_protocol.py --store S --variant ppd45 --key KEY --protocol single-DRIVE --seeds 0
+    .venv/bin/python bench/dg_protocol.py --store S --variant flips --options=--flips --protocol single-DRIVE --seeds 0
 """
 
 from __future__ import annotations
