@@ -44,7 +44,7 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
     run = load_run(run_dir, device=device, tile=tile, tile_context=tile_context, threshold=threshold)
-    store_path = Path(store_path if store_path is not None else run.record.store)
+    store_path = str(store_path if store_path is not None else run.record.store)  # a URL must stay one
     store = FeatureStore(store_path, create=False)
     entries = [resolve_target(store, target, run) for target in dict.fromkeys(targets)]
     plans = [(entry, *split_indices(entry, TARGET_SPLIT)) for entry in entries]  # every check before any work

@@ -30,7 +30,7 @@ from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, batch_to_device, h
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.validation import ValidationScore, hold_out, score_validation
 from dgss.aggregate.windows import window_side
-from dgss.store import Entry, FeatureStore
+from dgss.store import Entry, FeatureStore, store_location
 from dgss.store.errors import DgssError, StoreError
 
 SOURCE_SPLIT = "training"
@@ -119,7 +119,7 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     heads, losses, histories = train_heads(images, validation_images, spec, config, out_dir, identity)
     resolved = dataclasses.replace(config, head_params=heads[0].config.to_dict())
     record = RunRecord(
-        training=resolved.to_dict(), key=first.key, store=str(Path(store_path).resolve()), sources=used,
+        training=resolved.to_dict(), key=first.key, store=store_location(store_path), sources=used,
         extraction_config=first.config, spec=spec.to_dict(),
         head_files=tuple(head_file_name(member) for member in range(config.ensemble)),
         validation_images=validation_ids, selection=[_selection(history) for history in histories],

@@ -13,7 +13,8 @@ def evaluate_command(
     run: Annotated[Path, typer.Option(help="Run folder written by `dgss fit-head`.")],
     target: Annotated[str, typer.Option(help="Comma list of cached target datasets, e.g. CHASE_DB1,HRF (their "
                                              "test split where they have one, else all images).")],
-    store: Annotated[Path | None, typer.Option(help="Feature store holding the targets (default: the run's store).")] = None,
+    store: Annotated[str | None, typer.Option(help="Feature store holding the targets, a directory or a URL "
+                                                   "(default: the run's store).")] = None,
     report: Annotated[Path | None, typer.Option(help="Folder for scores and overlays (default: RUN/evaluation).")] = None,
     overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs per target.")] = 3,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",

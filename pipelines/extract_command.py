@@ -24,7 +24,7 @@ def parse_list(text: Optional[str], convert: type = str, what: str = "value") ->
 @app.command()
 def extract(
     dataset: Annotated[str, typer.Option(help="Dataset name (DRIVE, HRF, SYNTH-A, folder:PATH, ...).")],
-    store: Annotated[Path, typer.Option(help="Zarr store to write (created if missing).")] = Path("features.zarr"),
+    store: Annotated[str, typer.Option(help="Zarr store to write, a directory or a URL such as s3://bucket/cache.zarr (created if missing).")] = "features.zarr",
     model: Annotated[str, typer.Option(help="Diffusers UNet2DModel folder or hub id; default: the shipped backbone.")] = "",
     data_root: Annotated[Optional[Path], typer.Option(help="Folder holding <NAME>/ datasets (else $DGSS_DATA_ROOT, else ./data).")] = None,
     blocks: Annotated[Optional[str], typer.Option(help="Comma list of decoder blocks (see `dgss blocks`); default: coarse, middle, fine.")] = None,
@@ -82,7 +82,7 @@ def extract(
     typer.echo(summary_line(summary, store))
 
 
-def summary_line(summary: ExtractionSummary, store: Path) -> str:
+def summary_line(summary: ExtractionSummary, store: str) -> str:
     """One line of counts; a subset run says how many of the dataset's images it was asked for."""
     others = f", {summary.left_to_others} left to another run on this store" if summary.left_to_others else ""
     done = f"{summary.computed} extracted, {summary.already_done} already done{others}"

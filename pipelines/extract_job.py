@@ -31,7 +31,7 @@ class ExtractionRequest:
     """Everything a user chooses for one extraction run (the CLI's options)."""
 
     dataset: str
-    store: Path
+    store: str | Path  # a directory or an fsspec URL (s3://bucket/cache.zarr)
     model: str = ""  # a diffusers UNet2DModel folder or hub id; "": the shipped backbone, as the CLI's default
     data_root: Path | None = None
     blocks: tuple[str, ...] | None = None

@@ -21,7 +21,7 @@ class Head(StrEnum):
 def fit_head_command(
     source: Annotated[str, typer.Option(help="Comma list of cached source datasets, e.g. DRIVE,STARE (their "
                                              "training split where they have one, else all images).")],
-    store: Annotated[Path, typer.Option(help="Feature store the sources were extracted into.")],
+    store: Annotated[str, typer.Option(help="Feature store the sources were extracted into (a directory or a URL).")],
     out: Annotated[Path, typer.Option(help="Run folder to write (heads, run.json, loss curve).")],
     key: Annotated[str | None, typer.Option(help="Extraction key, when a source is cached under several.")] = None,
     head: Annotated[Head, typer.Option(help="Head architecture.")] = Head.tsfreqagg,

@@ -14,9 +14,9 @@ from dgss.store.errors import StoreError
 
 @app.command()
 def info(
-    store: Annotated[Optional[Path], typer.Option(help="Feature store directory (a dgss Zarr store).")] = None,
+    store: Annotated[Optional[str], typer.Option(help="Feature store: a directory or a URL such as s3://bucket/cache.zarr.")] = None,
     old_store: Annotated[
-        Optional[Path], typer.Argument(metavar="STORE", hidden=True, help="The store, the old way: use --store.")
+        Optional[str], typer.Argument(metavar="STORE", hidden=True, help="The store, the old way: use --store.")
     ] = None,
 ) -> None:
     """List the store's datasets and configs: parameters, images done/total, bytes on disk, compression ratio."""
@@ -37,13 +37,18 @@ def info(
             typer.echo(f"    {name}: {_format_value(value)}")
 
 
-def _one_store(option: Optional[Path], argument: Optional[Path]) -> Path:
+def _one_store(option: Optional[str], argument: Optional[str]) -> str:
     """The store named by --store or by the old positional argument; both may be given only if they agree."""
     if option is None and argument is None:
         raise typer.BadParameter("no store given: name one, e.g. --store cache.zarr", param_hint="'--store'")
-    if option is not None and argument is not None and option != argument:
+    if option is not None and argument is not None and _compared(option) != _compared(argument):
         raise StoreError(f"two stores given, --store {option} and {argument}: name one, with --store")
     return option if option is not None else argument
+
+
+def _compared(store: str) -> str | Path:
+    """A store name as compared: a URL as written, a local path as a path (cache.zarr and ./cache.zarr agree)."""
+    return store if "://" in store else Path(store)
 
 
 def _format_bytes(count: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,7 +16,7 @@ if TYPE_CHECKING:  # zarr is imported by the command itself, so that `dgss --hel
 
 @app.command()
 def verify(
-    store: Annotated[Path, typer.Option(help="Feature store directory (a dgss Zarr store).")],
+    store: Annotated[str, typer.Option(help="Feature store: a directory or a URL such as s3://bucket/cache.zarr.")],
     dataset: Annotated[str | None, typer.Option(help="Check this dataset's entries only; default every entry.")] = None,
     repair: Annotated[
         bool, typer.Option("--repair", help="Unmark damaged images, so the next `dgss extract` recomputes just them.")

@@ -14,6 +14,7 @@ _EXPORTS = {
     "SCHEMA_VERSION": "dgss.store.schema",
     "ArraySpec": "dgss.store.schema",
     "config_key": "dgss.store.schema",
+    "store_location": "dgss.store.feature_store",
     "summarize": "dgss.store.summary",
     "open": "dgss.store.xarray_view",
 }

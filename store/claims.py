@@ -5,7 +5,8 @@ A claim is a file made with O_CREAT|O_EXCL that holds `host pid start-time`, del
 process is gone (same host, pid not alive) or older than :data:`STALE_AFTER_S` is stale and taken over, so a killed
 run never blocks an image for long; taking over a live but slow claim costs a duplicate computation, never mixed data
 (each image's chunks are replaced whole and its done marker is written last). Stores that are not on a local file
-system (e.g. a `MemoryStore`) live in one process: their claims always succeed and leave no file.
+system (an object store such as `s3://...`, a `MemoryStore`) have no claims: they always succeed and leave no file.
+Two runs on one such store at once may therefore both compute an image, still without mixing data.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class Claim:
 
 
 def claims_folder(store: Store, group_path: str) -> Path | None:
-    """Where the claims of the entry at `group_path` live; None when the store is not a local folder."""
+    """Where the claims of the entry at `group_path` live; None when the store is not a local folder (a claim is a
+    file made with O_EXCL)."""
     if not isinstance(store, LocalStore):
         return None
     return Path(store.root) / group_path / CLAIMS_FOLDER

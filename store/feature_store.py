@@ -4,7 +4,9 @@ Layout: root group attrs {"dgss_schema": SCHEMA_VERSION}; entry groups at `<data
 array per name (a "/" in a name makes nested groups) with a leading `image` dim chunked one image per chunk, and a
 `done` (image,) uint8 marker, written after a `checksums` (image, array) uint32 row of one CRC-32 per array (absent
 in entries written before dgss stored checksums: their images read unverified). Failing calls check everything
-before they write, so nothing cached is touched.
+before they write, so nothing cached is touched. A store is a local directory, a zarr `Store`, or any fsspec URL
+(`s3://bucket/cache.zarr`, `gs://...`, `memory://...`): credentials and endpoint come from the environment, as
+fsspec and s3fs read them (AWS_* variables, fsspec's config).
 """
 
 import hashlib
@@ -54,7 +56,7 @@ class EntryInfo:
     n_done: int
     n_damaged: int  # done images with a chunk file missing (a listing finds them; `dgss verify` finds the rest)
     n_total: int
-    bytes_stored: int  # every stored byte under the entry, incl. images not done
+    bytes_stored: int  # every stored byte under the entry, incl. images not done (one listing on an object store)
     bytes_raw: int  # uncompressed bytes of the done images
 
     @property
@@ -64,13 +66,13 @@ class EntryInfo:
 
 
 class FeatureStore:
-    """A dgss feature store on a local path (or any zarr v3 `Store`, e.g. `zarr.storage.MemoryStore`).
+    """A dgss feature store on a local path, an fsspec URL (`s3://bucket/cache.zarr`) or any zarr v3 `Store`.
 
     Parameters
     ----------
     path
-        Directory of the store: created when missing or empty (if `create`), else it must be a dgss store written
-        with this :data:`SCHEMA_VERSION`. Opening an existing store writes nothing.
+        Directory or URL of the store: created when missing or empty (if `create`), else it must be a dgss store
+        written with this :data:`SCHEMA_VERSION`. Opening an existing store writes nothing.
     create
         Whether a missing store may be created.
     """
@@ -232,6 +234,16 @@ class FeatureStore:
         return "; ".join(f"{dataset} [{', '.join(keys)}]" for dataset, keys in by_dataset.items())
 
 
+def is_url(path: StoreLike) -> bool:
+    """Whether `path` is an fsspec URL (`s3://...`) rather than a local path (a `Path` can never be one)."""
+    return isinstance(path, str) and "://" in path
+
+
+def store_location(path: str | Path) -> str:
+    """How a run records its store: a URL as given, a local path made absolute (so the run finds it from anywhere)."""
+    return path if is_url(path) else str(Path(path).resolve())
+
+
 def _unparsable_metadata(location: str) -> str:
     """The first `zarr.json` under a local store that does not parse ("a zarr.json" elsewhere)."""
     for path in sorted(Path(location).rglob("zarr.json")) if Path(location).is_dir() else []:
@@ -246,13 +258,20 @@ def _open_root(path: StoreLike, location: str, *, create: bool) -> zarr.Group:
     """Open (or create) the root group, refusing files, foreign directories and other schema versions."""
     if isinstance(path, Store):
         store = path
+    elif is_url(path):
+        store = _url_store(location)
     else:
         directory = Path(path)
         if directory.is_file():
             raise StoreError(f"store path {location} is a file: give a directory (a new one or a dgss store)")
         store = zarr.storage.LocalStore(directory)
     if not sync(store.exists("zarr.json")):
-        created = _create_root(store, location, create=create)
+        try:
+            created = _create_root(store, location, create=create)
+        except FileNotFoundError as error:  # an object store whose bucket does not exist
+            raise StoreError(
+                f"cannot open the store {location} ({error}): create its bucket first, or fix the URL"
+            ) from None
         if created is not None:
             return created
     try:
@@ -273,6 +292,23 @@ def _open_root(path: StoreLike, location: str, *, create: bool) -> zarr.Group:
             f"re-extract into a new store, or open it with a dgss release that uses schema {version}"
         )
     return root
+
+
+def _url_store(url: str) -> zarr.storage.FsspecStore:
+    """The store at an fsspec URL; StoreError naming the package to install or the URL that fsspec does not know.
+
+    Listings are never cached: worker processes write the store meanwhile, and a cached listing would hide their
+    objects (a done image would read as damaged).
+    """
+    try:
+        return zarr.storage.FsspecStore.from_url(url, storage_options={"use_listings_cache": False})
+    except ImportError as error:
+        fix = "install dgss[s3] (pip install 'dgss[s3]')" if url.startswith(("s3://", "s3a://")) else str(error)
+        raise StoreError(f"cannot open the store {url}: {fix}") from None
+    except ValueError as error:  # fsspec's "Protocol not known"
+        raise StoreError(
+            f"cannot open the store {url} ({error}): give a local directory or a URL fsspec knows (s3://, gs://, ...)"
+        ) from None
 
 
 def _create_root(store: Store, location: str, *, create: bool) -> zarr.Group | None:
@@ -406,6 +442,17 @@ def _entry_info(entry: Entry) -> EntryInfo:
         n_done=n_done,
         n_damaged=len(entry.missing_chunk_images()),
         n_total=len(entry.image_ids),
-        bytes_stored=sync(group.store_path.store.getsize_prefix(group.store_path.path)),
+        bytes_stored=_stored_bytes(group),
         bytes_raw=n_done * per_image,
     )
+
+
+def _stored_bytes(group: zarr.Group) -> int:
+    """Bytes stored under `group`; on an fsspec store from one listing with sizes, not one request per object."""
+    store, path = group.store_path.store, group.store_path.path
+    if not isinstance(store, zarr.storage.FsspecStore):
+        return sync(store.getsize_prefix(path))
+    sizes = [info.get("size") for info in sync(store.fs._find(f"{store.path}/{path}", detail=True)).values()]
+    if None in sizes:  # a file system whose listings carry no sizes: ask per object
+        return sync(store.getsize_prefix(path))
+    return sum(int(size) for size in sizes)

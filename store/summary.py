@@ -8,7 +8,7 @@ from dgss.store.feature_store import FeatureStore, StoreLike
 def summarize(path: StoreLike) -> list[dict[str, Any]]:
     """One dict per entry: dataset, key, config (its parameters), images_done, images_damaged (done images with a
     chunk file missing; `dgss verify` finds the rest), images_total, bytes_stored
-    (bytes on disk under the entry), bytes_raw (uncompressed bytes of the done images) and compression_ratio
+    (bytes stored under the entry, on disk or in the object store), bytes_raw (uncompressed bytes of the done images) and compression_ratio
     (bytes_raw / bytes_stored). Raises StoreError when `path` is not a dgss store."""
     return [
         {
