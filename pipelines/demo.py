@@ -38,10 +38,11 @@ class DemoConfig:
     data_root: Path | None = None
     backbone: str | None = None  # an existing backbone folder; None trains one on the sources
     backbone_preset: str = "tiny"
-    backbone_steps: int = 600
+    backbone_steps: int = 300
     canvas_size: int = 256
     timesteps: tuple[int, ...] | None = (3, 25, 125, 500)  # 4 of the paper's 8 (mapped onto T = 1000)
     workers: int = 2
+    window: int | None = 128  # random training windows of the canvas, as fit-head's default (None: whole canvases)
     head_epochs: int = 40
     head_width: int = 32
     baseline_epochs: int = 30
@@ -83,10 +84,10 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     heads = {
         "tsfreqagg": HeadTrainingConfig(head="tsfreqagg", head_params={"width": config.head_width},
                                         epochs=config.head_epochs, dice_weight=config.dice_weight, seed=config.seed,
-                                        window=None, validation_fraction=config.validation_fraction),
+                                        window=config.window, validation_fraction=config.validation_fraction),
         "unet": HeadTrainingConfig(head="unet", head_params={"base_channels": config.baseline_width},
                                    epochs=config.baseline_epochs, dice_weight=config.dice_weight, seed=config.seed,
-                                   window=None, validation_fraction=config.validation_fraction),
+                                   window=config.window, validation_fraction=config.validation_fraction),
     }
     rows = []
     for name, training in heads.items():
