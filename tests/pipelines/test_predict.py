@@ -2,6 +2,7 @@
 
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import tifffile
@@ -268,10 +269,16 @@ def test_an_empty_folder_is_one_line_naming_it(trained_run, photo_folder, tmp_pa
     assert not (tmp_path / "o").exists()
 
 
-def test_a_missing_fov_mask_is_one_line_before_any_image(trained_run, photo_folder, tmp_path, monkeypatch, capsys):
+def _one_mask_folder(tmp_path: Path, stem: str) -> Path:
+    """A --fov folder holding one all-FOV 64x64 mask named `stem`.png."""
     masks = tmp_path / "fov"
     masks.mkdir()
-    Image.new("L", (64, 64), 255).save(masks / "a.png")
+    Image.new("L", (64, 64), 255).save(masks / f"{stem}.png")
+    return masks
+
+
+def test_a_missing_fov_mask_is_one_line_before_any_image(trained_run, photo_folder, tmp_path, monkeypatch, capsys):
+    masks = _one_mask_folder(tmp_path, "a")
     code, _, error = _run_cli(monkeypatch, capsys, "--run", trained_run, "--out", tmp_path / "o", "--fov", masks,
                               photo_folder)
     assert code == 1 and len(error.splitlines()) == 1
@@ -280,9 +287,7 @@ def test_a_missing_fov_mask_is_one_line_before_any_image(trained_run, photo_fold
 
 
 def test_a_fov_mask_of_another_size_is_one_line_naming_both(trained_run, photo, tmp_path, monkeypatch, capsys):
-    masks = tmp_path / "fov"
-    masks.mkdir()
-    Image.new("L", (64, 64), 255).save(masks / "patient.7.png")
+    masks = _one_mask_folder(tmp_path, "patient.7")
     code, _, error = _run_cli(monkeypatch, capsys, "--run", trained_run, "--out", tmp_path / "o", "--fov", masks,
                               photo)
     assert code == 1 and len(error.splitlines()) == 1
