@@ -16,7 +16,6 @@ from torch import Tensor
 
 from dgss.aggregate.spec import CacheSpec
 
-FEATURE_PREFIX = "features/"
 _SIGNS = {  # per band (LL, LH, HL, HH): sign after mirroring across columns (x) / across rows (y)
     "x": torch.tensor([1.0, 1.0, -1.0, -1.0]),
     "y": torch.tensor([1.0, -1.0, 1.0, -1.0]),
@@ -33,10 +32,10 @@ def apply_symmetry(window: dict[str, Tensor], spec: CacheSpec, symmetry: tuple[b
     """`window` (one item, no batch dim: features (timestep, band, channel, y, x), image (rgb, y, x), maps (y, x))
     transposed, then mirrored across columns and rows as `symmetry` says."""
     transpose, mirror_x, mirror_y = symmetry
-    haar = spec.bands == "haar"
+    banded = {spec.feature_key(block) for block in spec.blocks} if spec.bands == "haar" else set()
     moved = {}
     for name, value in window.items():
-        feature = name.startswith(FEATURE_PREFIX) and haar
+        feature = name in banded
         if transpose:
             value = value.transpose(-1, -2)
             if feature:  # the band axis is 4th from the end

@@ -15,6 +15,11 @@ from dgss.store import FeatureStore
 
 class _Haar:
     bands = "haar"
+    blocks = ("b",)
+
+    @staticmethod
+    def feature_key(block: str) -> str:
+        return f"features/{block}"
 
 
 def _plain(values: torch.Tensor, symmetry: tuple[bool, bool, bool]) -> torch.Tensor:
