@@ -44,6 +44,9 @@ def fit_head_command(
     flips: Annotated[bool, typer.Option(help="Flip and rotate each training window by a random symmetry of the "
                                              "square (features, image and labels together).")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    memory_gib: Annotated[float, typer.Option(min=0, help="Decoded source images kept in RAM for the whole run "
+                                                        "instead of read from the store every epoch (GiB; 0: "
+                                                        "stream every read). Results do not depend on it.")] = 4.0,
     resume: Annotated[bool, typer.Option(help="Continue the stopped run in --out from its last epoch.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,
 ) -> None:
@@ -62,7 +65,8 @@ def fit_head_command(
     if resume and overwrite:
         raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]
-    run_dir = fit_head(store, sources, out, config, key=key, resume=resume, overwrite=overwrite)
+    run_dir = fit_head(store, sources, out, config, key=key, resume=resume, overwrite=overwrite,
+                       keep_bytes=int(memory_gib * 2**30))
     typer.echo(f"run written to {run_dir} (score it with `dgss evaluate --run {run_dir} --target NAME`)")
 
 

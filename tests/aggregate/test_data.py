@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgss.aggregate.data import CachedImages, feature_names, split_indices
+from dgss.aggregate.data import CachedImages, MemoryBudget, feature_names, split_indices
 from dgss.store.errors import StoreError
 
 
@@ -41,11 +41,25 @@ def test_item_holds_float16_features_as_cached_and_canvas_labels(aggregate_cache
     assert torch.equal(item["vessel"].bool(), torch.from_numpy(entry.read("vessel", 1)))
 
 
-def test_dataset_keeps_no_arrays_between_items(aggregate_cache):
+def test_dataset_keeps_no_arrays_between_items_without_a_budget(aggregate_cache):
     entry = aggregate_cache("SRC", n_images=2)
     images = CachedImages([(entry, 0), (entry, 1)])
     images[0], images[1]
-    assert vars(images) == {"items": [(entry, 0), (entry, 1)], "features": True}
+    assert images._kept == {} and images.budget.left == 0
+
+
+def test_a_memory_budget_keeps_the_images_that_fit_and_serves_them_without_a_read(aggregate_cache, monkeypatch):
+    entry = aggregate_cache("SRC", n_images=3)
+    size = sum(value.nbytes for value in CachedImages([(entry, 0)])[0].values())
+    budget = MemoryBudget(2 * size + size // 2)  # room for two images, not three
+    images = CachedImages([(entry, 0), (entry, 1), (entry, 2)], budget=budget)
+    first = [images[position] for position in range(3)]
+    assert sorted(images._kept) == [0, 1] and budget.left == size // 2
+    reads = []
+    monkeypatch.setattr(type(entry), "read", lambda self, name, index: reads.append(index) or pytest.fail("read"))
+    assert images[0] is first[0] and images[1] is first[1] and reads == []
+    with pytest.raises(pytest.fail.Exception):
+        images[2]  # did not fit: read again
 
 
 def test_an_image_only_head_gets_no_features(aggregate_cache):

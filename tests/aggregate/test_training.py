@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from dgss.aggregate.data import CachedImages
@@ -74,6 +75,19 @@ def test_trained_head_finds_the_vessels(aggregate_trained):
     dice = vessel_metrics(np.stack(probs), truth, fov)["dice"]
     all_vessel = vessel_metrics(np.ones(truth.shape), truth, fov)["dice"]
     assert dice > 0.8 and dice > all_vessel + 0.2  # all background scores 0
+
+
+def test_keeping_images_in_memory_trains_the_same_heads(aggregate_cache, tmp_path):
+    aggregate_cache("SRC", n_images=4)
+    config = HeadTrainingConfig(head="tsfreqagg", head_params={"width": 4, "kernel_channels": 4}, epochs=2,
+                                window=16, validation_fraction=0.25, validate_every=1)
+    streamed = fit_head(tmp_path / "store", ["SRC"], tmp_path / "streamed", config, keep_bytes=0)
+    kept = fit_head(tmp_path / "store", ["SRC"], tmp_path / "kept", config, keep_bytes=2**30)
+    weights = {run: load_file(run / "head_00.safetensors") for run in (streamed, kept)}
+    assert weights[streamed].keys() == weights[kept].keys()
+    assert all(torch.equal(weights[streamed][name], weights[kept][name]) for name in weights[kept])
+    record = lambda run: {k: v for k, v in json.loads((run / RUN_FILE).read_text()).items() if k != "store"}
+    assert record(streamed) == record(kept)
 
 
 def test_ensemble_members_are_seeded_independently(aggregate_trained):
