@@ -11,6 +11,7 @@ A checkpoint is written after every epoch, so a stopped run continues exactly wi
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from dgss.store import Entry, FeatureStore, store_location
 from dgss.store.errors import DgssError, StoreError
 
 SOURCE_SPLIT = "training"
+LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_KEEP_BYTES = 4 * 2**30
 """Decoded source images fit-head keeps in RAM by default (4 GiB: the 13 DRIVE training images of the shipped
 backbone's 512 px cache take about 1.4 GiB, a leave-one-out pair of sources about 4 GiB)."""
@@ -48,7 +50,8 @@ class HeadTrainingConfig:
     cut from each (`window=None`: whole canvases, one per image, as the release trains). Optimiser settings are
     the release's; `ensemble` is 1 here (release: 10). `validation_fraction` of each source's images are held out
     and scored every `validate_every` epochs to choose the epoch and threshold (0: train on all, keep the last
-    epoch, threshold 0.5). `flips` applies a random flip/rotation to every training window.
+    epoch, threshold 0.5). `flips` applies a random flip/rotation to every training window. `lr_schedule`
+    "cosine" anneals the learning rate from `lr` to 0 over each member's steps (the release keeps it constant).
     """
 
     head: str = "tsfreqagg"
@@ -58,6 +61,7 @@ class HeadTrainingConfig:
     window: int | None = 128
     windows_per_image: int = 2
     lr: float = 2e-3
+    lr_schedule: str = "constant"
     seed: int = 0
     ensemble: int = 1
     dice_weight: float = 0.0
@@ -74,6 +78,8 @@ class HeadTrainingConfig:
                 raise DgssError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.window is not None and self.window < 1:
             raise DgssError(f"window must be at least 1 canvas pixel (or None for whole canvases), got {self.window}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise DgssError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not self.lr > 0 or not self.dice_weight >= 0:  # also refuses NaN
             raise DgssError(f"lr must be > 0 and dice_weight >= 0, got lr={self.lr}, dice_weight={self.dice_weight}")
 
@@ -230,7 +236,10 @@ def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: Cach
     steps = epoch_steps(len(images), config.batch_size, torch.Generator().manual_seed(seed))
     head.train()
     total, count = 0.0, 0
-    for batch in prefetch(window_batch(images, step, spec, side, per_image, flips=config.flips) for step in steps):
+    batches = prefetch(window_batch(images, step, spec, side, per_image, flips=config.flips) for step in steps)
+    for number, batch in enumerate(batches):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, (epoch * len(steps) + number) / (config.epochs * len(steps)))
         inputs = batch_to_device(batch, device)
         loss = segmentation_loss(head(inputs), inputs["vessel"].long(), config.dice_weight, inputs["fov"])
         optimizer.zero_grad()
@@ -241,6 +250,14 @@ def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: Cach
         progress.update(1)
     progress.set_postfix(loss=f"{total / count:.4f}")
     return total / count
+
+
+def learning_rate(config: HeadTrainingConfig, done: float) -> float:
+    """The learning rate of the step taken when a fraction `done` (0 <= done < 1) of a member's steps is done:
+    a function of the step alone, so a resumed run follows the same schedule."""
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * done))
+    return config.lr
 
 
 def segmentation_loss(logits: torch.Tensor, vessel: torch.Tensor, dice_weight: float,

@@ -17,6 +17,11 @@ class Head(StrEnum):
     unet = "unet"
 
 
+class LRSchedule(StrEnum):
+    constant = "constant"
+    cosine = "cosine"
+
+
 @app.command("fit-head")
 def fit_head_command(
     source: Annotated[str, typer.Option(help="Comma list of cached source datasets, e.g. DRIVE,STARE (their "
@@ -35,6 +40,8 @@ def fit_head_command(
                                                     "on whole canvases, as the release does.")] = 128,
     windows_per_image: Annotated[int, typer.Option(min=1, help="Windows cut from each image read.")] = 2,
     lr: Annotated[float, typer.Option(min=0, help="Adam learning rate (release: 2e-3).")] = 2e-3,
+    lr_schedule: Annotated[LRSchedule, typer.Option(help="constant (the release) or cosine: annealed from --lr to 0 "
+                                                         "over the run.")] = LRSchedule.constant,
     seed: Annotated[int, typer.Option(min=0, help="Seed of member 0; member m uses seed + m.")] = 0,
     dice_weight: Annotated[float, typer.Option(min=0, help="Weight of a soft-Dice term added to the cross-entropy.")] = 0.0,
     validation_fraction: Annotated[float, typer.Option(min=0, max=0.5, help="Share of each source's images held out "
@@ -59,9 +66,9 @@ def fit_head_command(
 
     config = HeadTrainingConfig(head=head.value, head_params=parse_params(head_param or []), epochs=epochs,
                                 batch_size=batch_size, window=window or None, windows_per_image=windows_per_image,
-                                lr=lr, seed=seed, ensemble=ensemble, dice_weight=dice_weight,
-                                validation_fraction=validation_fraction, validate_every=validate_every, flips=flips,
-                                device=device)
+                                lr=lr, lr_schedule=lr_schedule.value, seed=seed, ensemble=ensemble,
+                                dice_weight=dice_weight, validation_fraction=validation_fraction,
+                                validate_every=validate_every, flips=flips, device=device)
     if resume and overwrite:
         raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from dgss.aggregate.data import CachedImages
 from dgss.aggregate.metrics import vessel_metrics
 from dgss.aggregate.run import RUN_FILE, load_run, majority_vote, member_probabilities
-from dgss.aggregate.training import HeadTrainingConfig, fit_head, segmentation_loss
+from dgss.aggregate.training import HeadTrainingConfig, fit_head, learning_rate, segmentation_loss
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # registers every command on `app`
 from dgss.store import FeatureStore
@@ -34,6 +34,14 @@ def test_config_rejects_unknown_fields_and_bad_values():
         HeadTrainingConfig.from_dict({"epoch": 3})
     with pytest.raises(DgssError, match="ensemble must be at least 1"):
         HeadTrainingConfig(ensemble=0)
+
+
+def test_the_cosine_schedule_anneals_the_learning_rate_to_zero_and_constant_keeps_it():
+    cosine = HeadTrainingConfig(lr=1e-2, lr_schedule="cosine")
+    assert [round(learning_rate(cosine, done), 6) for done in (0.0, 0.5, 0.999)] == [1e-2, 5e-3, 0.0]
+    assert learning_rate(HeadTrainingConfig(lr=1e-2), 0.9) == 1e-2
+    with pytest.raises(DgssError, match="lr_schedule must be one of constant, cosine"):
+        HeadTrainingConfig(lr_schedule="step")
 
 
 def test_dice_term_adds_to_the_cross_entropy():

@@ -16,7 +16,8 @@ from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.store.errors import RunError
 
 TSFREQAGG = HeadTrainingConfig(head="tsfreqagg", head_params={"width": 8, "kernel_channels": 4}, epochs=3,
-                               lr=1e-2, window=16, windows_per_image=2, ensemble=2, validate_every=1)
+                               lr=1e-2, window=16, windows_per_image=2, ensemble=2, validate_every=1,
+                               lr_schedule="cosine")
 
 
 def _weights(run_dir):
