@@ -2,9 +2,11 @@
 
 Each size gets its own cache and its own child process (so one run's memory cannot hide in the other's peak);
 the child reports its peak RSS (`ru_maxrss`) after training, and its RSS after importing torch and dgss as a
-floor. Usage:
+floor. Both runs stream every read (`--memory-gib 0`); at fit-head's default budget (4 GiB) images that fit are
+kept in RAM, and peak memory then grows with the kept images up to the budget. Usage:
 
     .venv/bin/python bench/fit_head_memory.py                      # 10 vs 100 images, 128 px canvas
+    .venv/bin/python bench/fit_head_memory.py --memory-gib 4       # fit-head's default budget
     .venv/bin/python bench/fit_head_memory.py --images 4 20 --canvas 64 --epochs 1
 """
 
@@ -53,12 +55,13 @@ def build_cache(store_path: Path, images: int, canvas: int, channels: int) -> No
         entry.write_image(index, values)
 
 
-def child(store: Path, out: Path, head: str, epochs: int) -> None:
+def child(store: Path, out: Path, head: str, epochs: int, memory_gib: float) -> None:
     """Train in this process and print `floor_kib peak_kib`."""
     from dgss.aggregate.training import HeadTrainingConfig, fit_head
 
     floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    fit_head(store, ["BENCH"], out, HeadTrainingConfig(head=head, epochs=epochs, batch_size=2))
+    fit_head(store, ["BENCH"], out, HeadTrainingConfig(head=head, epochs=epochs, batch_size=2),
+             keep_bytes=int(memory_gib * 2**30))
     print(floor, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
@@ -69,15 +72,17 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--head", default="mlp")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--memory-gib", type=float, default=0.0, help="fit-head's --memory-gib (0: stream)")
     parser.add_argument("--child", nargs=2, type=Path, metavar=("STORE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child, args.head, args.epochs)
+        child(*args.child, args.head, args.epochs, args.memory_gib)
         return
     from dgss.aggregate.training import HeadTrainingConfig
 
     settings = HeadTrainingConfig(head=args.head, epochs=args.epochs, batch_size=2).to_dict()
-    print(f"canvas {args.canvas}, {args.channels} channels x 3 blocks; training settings {settings} (head defaults)")
+    print(f"canvas {args.canvas}, {args.channels} channels x 3 blocks; training settings {settings} (head defaults); "
+          f"memory budget {args.memory_gib} GiB")
     print(f"{'images':>7} {'cache MiB':>10} {'floor MiB':>10} {'peak MiB':>9}")
     peaks = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -87,7 +92,7 @@ def main() -> None:
             cache_mib = sum(path.stat().st_size for path in store.rglob("*") if path.is_file()) / 2**20
             result = subprocess.run(
                 [sys.executable, __file__, "--child", str(store), str(Path(scratch) / f"run{images}"),
-                 "--head", args.head, "--epochs", str(args.epochs)],
+                 "--head", args.head, "--epochs", str(args.epochs), "--memory-gib", str(args.memory_gib)],
                 capture_output=True, text=True, check=True)
             floor, peak = (int(value) / 1024 for value in result.stdout.split()[-2:])
             peaks.append(peak)
