@@ -18,8 +18,12 @@ PREDICTION_TYPES = ("epsilon", "sample")
 
 # Fields that may change between an interrupted run and its `--resume` without changing the weights it produces.
 RESUMABLE_FIELDS = frozenset({
-    "steps", "checkpoint_every", "keep_checkpoints", "sample_count", "sample_steps", "device", "gradient_checkpointing",
+    "steps", "checkpoint_every", "sample_count", "sample_steps", "device", "gradient_checkpointing",
 })
+
+# Fields of older `training.json` files that no longer mean anything (one checkpoint file replaced the last N):
+# `from_dict` drops them so those runs still resume.
+RETIRED_FIELDS = frozenset({"keep_checkpoints"})
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (STACK.md: attention dominates CPU time).
@@ -73,9 +77,8 @@ class BackboneTrainingConfig:
     ema_decay: float
     grad_clip: float = 1.0
     checkpoint_every: int
-    keep_checkpoints: int = 2
-    sample_count: int = 4
-    sample_steps: int = 10
+    sample_count: int = 8  # samples drawn at every checkpoint, shown beside as many real crops
+    sample_steps: int = 50  # DDIM steps per sample: fewer give blurry samples that misjudge the model
     seed: int = 0
     device: str = "cpu"
     gradient_checkpointing: bool = False  # recompute activations in backward: larger batches for ~30% more time
@@ -98,7 +101,7 @@ class BackboneTrainingConfig:
             raise ModelError(f"attention_levels {self.attention_levels} must lie in 0..{levels - 1}")
         if self.image_size < self.resolution:
             raise ModelError(f"image_size {self.image_size} is smaller than the crop resolution {self.resolution}")
-        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "num_train_timesteps",
+        for name in ("steps", "batch_size", "checkpoint_every", "num_train_timesteps",
                      "layers_per_block", "sample_steps", "sample_count"):
             if getattr(self, name) <= 0:
                 raise ModelError(f"{name} must be positive, got {getattr(self, name)}")
@@ -121,12 +124,13 @@ class BackboneTrainingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackboneTrainingConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error, not silently dropped."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error (RETIRED_FIELDS are dropped, not unknown)."""
         names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names - RETIRED_FIELDS)
         if unknown:
             raise ModelError(f"backbone training config has unknown fields {unknown}")
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+        return cls(**{key: tuple(value) if isinstance(value, list) else value
+                      for key, value in data.items() if key not in RETIRED_FIELDS})
 
     def attention_resolutions(self) -> tuple[int, ...]:
         """Feature-map sizes (pixels) at which self-attention runs, for the model card."""

@@ -31,25 +31,37 @@ def train_diffusion(
     preset: Annotated[
         Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; adm: the paper's 512 px model, GPU.")
     ] = Preset.tiny,
-    resolution: Annotated[int | None, typer.Option(min=8, help="Training crop size in pixels [preset].")] = None,
-    image_size: Annotated[int | None, typer.Option(min=8, help="Side of the FOV square crops are cut from: the scale "
-                                                        "features will be extracted at [preset].")] = None,
-    steps: Annotated[
-        int | None, typer.Option(min=1, help="Total optimizer steps; with --resume the new total [preset].")
+    resolution: Annotated[
+        int | None, typer.Option(min=8, help="Training crop size in pixels (default: the preset's).")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step [preset].")] = None,
-    lr: Annotated[float | None, typer.Option(min=0, help="AdamW learning rate [preset].")] = None,
+    image_size: Annotated[int | None, typer.Option(min=8, help="Side of the FOV square crops are cut from: the scale "
+                                                   "features will be extracted at (default: the preset's).")] = None,
+    steps: Annotated[int | None, typer.Option(
+        min=1, help="Total optimizer steps; with --resume the new total (default: the preset's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step (default: the preset's).")] = None,
+    lr: Annotated[float | None, typer.Option(min=0, help="AdamW learning rate (default: the preset's).")] = None,
     prediction_type: Annotated[
         Prediction, typer.Option(help="Network target: sample (x0, as in the paper) or epsilon.")
     ] = Prediction.sample,
-    checkpoint_every: Annotated[
-        int | None, typer.Option(min=1, help="Checkpoint, model save and sample grid every K steps [preset].")
+    checkpoint_every: Annotated[int | None, typer.Option(
+        min=1, help="Checkpoint, model, samples and card every K steps (default: the preset's).")] = None,
+    sample_count: Annotated[int | None, typer.Option(
+        min=1, help="Samples drawn at each checkpoint, shown beside as many real crops (default: 8).")] = None,
+    sample_steps: Annotated[int | None, typer.Option(
+        min=1, help="DDIM steps per sample; fewer are faster and blurrier (default: 50).")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the checkpoint in OUT/checkpoints (a copied OUT too, on any machine).")
+    ] = False,
+    time_budget: Annotated[
+        float | None, typer.Option(min=0, metavar="MINUTES", help="Stop after the step that spends this many "
+                                   "minutes, with a checkpoint and the model saved there; --resume continues.")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the latest checkpoint in OUT/checkpoints.")] = False,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the initial weights and of every step's data and noise.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the initial weights and of every step's data and noise.")
+    ] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast).")] = "cpu",
     data_root: Annotated[
-        Path | None, typer.Option(help="Folder holding the datasets [$DGSS_DATA_ROOT, else ./data].")
+        Path | None, typer.Option(help="Folder holding the datasets (default: $DGSS_DATA_ROOT, else ./data).")
     ] = None,
 ) -> None:
     """Train an unconditional pixel-space DDPM (UNet2DModel, cosine schedule, EMA) on unlabelled fundus images."""
@@ -66,9 +78,12 @@ def train_diffusion(
         lr=lr,
         prediction_type=prediction_type.value,
         checkpoint_every=checkpoint_every,
+        sample_count=sample_count,
+        sample_steps=sample_steps,
         seed=seed,
         device=device,
     )
     sources = [name.strip() for name in source.split(",") if name.strip()]
-    saved = train_backbone(config, sources, out, resume=resume, data_root=data_root)
+    time_budget_s = None if time_budget is None else 60 * time_budget
+    saved = train_backbone(config, sources, out, resume=resume, data_root=data_root, time_budget_s=time_budget_s)
     typer.echo(f"model saved to {saved} (load it with `dgss extract --model {saved}`)")

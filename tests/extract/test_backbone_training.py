@@ -1,8 +1,13 @@
-"""Backbone training: exact resume, a loadable output folder, image-folder sources, one-line errors."""
+"""Backbone training: exact resume after any stop (time budget, kill, another machine, an older run folder), a
+loadable output folder, image-folder sources, one-line errors."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,30 +54,103 @@ def full_run(tmp_path_factory, photo_folder) -> Path:
     return train_backbone(_tiny(), [SYNTH, str(photo_folder)], tmp_path_factory.mktemp("full") / "model")
 
 
+def _same_weights(run: Path, reference: Path) -> bool:
+    """Same EMA model, same training weights and same loss history, bit for bit."""
+    ema, reference_ema = (load_file(folder / "diffusion_pytorch_model.safetensors") for folder in (run, reference))
+    trained, expected = (torch.load(folder / "checkpoints" / "latest.pt", weights_only=True)
+                         for folder in (run, reference))
+    return (ema.keys() == reference_ema.keys() and all(torch.equal(ema[k], reference_ema[k]) for k in ema)
+            and all(torch.equal(trained["model"][k], expected["model"][k]) for k in expected["model"])
+            and trained["losses"] == expected["losses"] and trained["step"] == expected["step"])
+
+
 def test_interrupted_and_resumed_run_gives_the_same_weights(full_run, photo_folder, tmp_path):
     out = tmp_path / "model"
     sources = [SYNTH, str(photo_folder)]
     train_backbone(_tiny(steps=3), sources, out)
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000003.pt"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt"]
     train_backbone(_tiny(), sources, out, resume=True)
-    resumed = load_file(out / "diffusion_pytorch_model.safetensors")
-    uninterrupted = load_file(full_run / "diffusion_pytorch_model.safetensors")
-    assert resumed.keys() == uninterrupted.keys()
-    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
-    trained = torch.load(out / "checkpoints" / "step-00000006.pt", weights_only=True)
-    reference = torch.load(full_run / "checkpoints" / "step-00000006.pt", weights_only=True)
-    assert all(torch.equal(trained["model"][k], reference["model"][k]) for k in reference["model"])
-    assert trained["losses"] == reference["losses"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest.pt"]  # replaced, not added to
+    assert _same_weights(out, full_run)
 
 
-def test_a_resumed_run_keeps_the_appearance_statistics_of_the_whole_pool(full_run, photo_folder, tmp_path):
-    """Stopped at step 4, the resumed process decodes only the 4 images of steps 4-5, not all 6 of the pool: the
-    statistics (and so the extraction cache key of the backbone) must still be those of the uninterrupted run."""
+def test_a_run_stopped_by_its_time_budget_saves_that_step_and_resumes_exactly(full_run, photo_folder, tmp_path,
+                                                                              capsys):
+    """A budget of 0 is spent by the first step of each call: three pieces (1, 1 and 4 steps) must give the weights
+    of the uninterrupted run, and each stop leaves a loadable model and a card at its step."""
     out = tmp_path / "model"
     sources = [SYNTH, str(photo_folder)]
-    train_backbone(_tiny(steps=4), sources, out)
+    train_backbone(_tiny(), sources, out, time_budget_s=0)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "time budget" in lines[0] and "step 1 of 6" in lines[0] and "--resume" in lines[0]
+    assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["step"] == 1
+    assert (out / "samples" / "step-00000001.png").is_file() and UNet2DModel.from_pretrained(out) is not None
+    assert "steps: 1 of 6 (stopped early" in (out / "MODEL_CARD.md").read_text()
+    train_backbone(_tiny(), sources, out, resume=True, time_budget_s=0)
+    assert "step 2 of 6" in capsys.readouterr().out
+    train_backbone(_tiny(), sources, out, resume=True, time_budget_s=3600)
+    assert capsys.readouterr().out == ""  # finished within its budget: nothing to say
+    assert _same_weights(out, full_run)
+    pieces = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["pieces"]
+    assert [(piece["start"], piece["end"]) for piece in pieces] == [(0, 1), (1, 2), (2, 6)]
+    assert "in 3 piece(s)" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_the_appearance_statistics_are_of_the_whole_pool_and_travel_in_the_checkpoint(full_run, photo_folder,
+                                                                                      tmp_path, monkeypatch):
+    """Stopped after step 0, which reads 2 of the 6 images, the checkpoint already holds the statistics of all 6;
+    the resumed process must take them from there (never recount them: the extraction cache key of the backbone
+    depends on them) and end with those of the uninterrupted run."""
+    out = tmp_path / "model"
+    sources = [SYNTH, str(photo_folder)]
+    train_backbone(_tiny(), sources, out, time_budget_s=0)
+    saved = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["appearance"]
+    assert saved == json.loads((full_run / "dgss_appearance.json").read_text())
+
+    def _recount(pool):
+        raise AssertionError("the appearance statistics were recounted on resume")
+
+    monkeypatch.setattr(ImagePool, "appearance_target", _recount)
     train_backbone(_tiny(), sources, out, resume=True)
     assert (out / "dgss_appearance.json").read_text() == (full_run / "dgss_appearance.json").read_text()
+
+
+def test_a_run_folder_copied_to_another_machine_resumes_with_the_pool_found_there(full_run, photo_folder, tmp_path):
+    """The run folder and the photos both move (another machine, another path): the same files continue exactly;
+    a folder that holds other files is refused."""
+    first = tmp_path / "first" / "model"
+    train_backbone(_tiny(steps=3), [SYNTH, str(photo_folder)], first)
+    moved_run = shutil.copytree(first, tmp_path / "elsewhere" / "model")
+    moved_photos = shutil.copytree(photo_folder, tmp_path / "elsewhere" / "photos")
+    train_backbone(_tiny(), [SYNTH, str(moved_photos)], moved_run, resume=True)
+    assert _same_weights(moved_run, full_run)
+    next(moved_photos.iterdir()).unlink()
+    with pytest.raises(ConfigMismatchError, match="same files") as error:
+        train_backbone(_tiny(steps=8), [SYNTH, str(moved_photos)], moved_run, resume=True)
+    _one_line(error)
+
+
+def test_a_run_folder_of_an_older_dgss_resumes_from_its_newest_step_file(full_run, photo_folder, tmp_path):
+    """Older runs kept the last two `step-XXXXXXXX.pt` files, no pieces, no source fingerprints and a
+    `keep_checkpoints` field: the newest file is read, and `latest.pt` then replaces both."""
+    out = tmp_path / "model"
+    sources = [SYNTH, str(photo_folder)]
+    train_backbone(_tiny(steps=3), sources, out)
+    folder = out / "checkpoints"
+    state = torch.load(folder / "latest.pt", weights_only=True)
+    del state["pieces"]
+    torch.save(state, folder / "step-00000003.pt")
+    # An older file with the same weights: resuming from it would replay steps 1 and 2 and end elsewhere.
+    torch.save({**state, "step": 1, "losses": state["losses"][:1]}, folder / "step-00000001.pt")
+    (folder / "latest.pt").unlink()
+    record = json.loads((out / "training.json").read_text())
+    del record["fingerprints"]
+    record["config"]["keep_checkpoints"] = 2
+    (out / "training.json").write_text(json.dumps(record))
+    train_backbone(_tiny(), sources, out, resume=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["latest.pt"]
+    assert _same_weights(out, full_run)
+    assert "hardware not recorded" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_a_run_killed_between_checkpoints_resumes_exactly(full_run, photo_folder, tmp_path, monkeypatch):
@@ -118,10 +196,9 @@ def test_output_folder_records_the_run(full_run, photo_folder):
     assert BackboneTrainingConfig.from_dict(record["config"]) == _tiny()
     assert record["images"] == {SYNTH: 2, str(photo_folder): 4}
     assert len((full_run / "loss.csv").read_text().splitlines()) == 1 + 6
+    assert record["fingerprints"].keys() == record["images"].keys()
     # The pool's colour statistics travel with the weights, for appearance matching at extraction.
     assert load_appearance(full_run).mean[0] > 0
-    card = (full_run / "MODEL_CARD.md").read_text()
-    assert f"`{SYNTH}`: 2 images" in card and "steps: 6 of 6" in card and "final loss" in card
 
 
 def test_batches_are_a_function_of_seed_and_step(photo_folder):
@@ -193,16 +270,29 @@ def test_bad_config_values_are_model_errors(overrides):
         BackboneTrainingConfig.from_preset("huge")
 
 
-def test_cli_trains_and_refuses_a_used_folder(photo_folder, tmp_path):
+def test_cli_trains_in_pieces_of_a_time_budget_and_refuses_a_used_folder(photo_folder, tmp_path):
     from dgss.pipelines.app import app
     from dgss.pipelines import train_diffusion_command  # noqa: F401  (registers the command)
 
     out = tmp_path / "cli"
     args = ["train-diffusion", "--source", str(photo_folder), "--out", str(out), "--resolution", "32",
-            "--steps", "1", "--batch-size", "1", "--prediction-type", "epsilon"]
+            "--steps", "2", "--batch-size", "1", "--prediction-type", "epsilon", "--sample-count", "1",
+            "--sample-steps", "2"]
     cli = get_group(app)  # a group even while this is the only command registered
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    stopped = CliRunner().invoke(cli, [*args, "--time-budget", "0"])
+    assert stopped.exit_code == 0, stopped.output
+    assert "time budget of 0 min spent at step 1 of 2" in stopped.output
     assert DDIMScheduler.from_pretrained(out).config.prediction_type == "epsilon"
     again = CliRunner().invoke(cli, args)
-    assert isinstance(again.exception, DgssError)
+    assert isinstance(again.exception, DgssError) and "--resume" in str(again.exception)
+    finished = CliRunner().invoke(cli, [*args, "--resume", "--time-budget", "60"])
+    assert finished.exit_code == 0 and "time budget" not in finished.output, finished.output
+    assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["step"] == 2
+
+
+def test_train_diffusion_help_shows_the_budget_without_importing_torch():
+    code = ("import sys\nfrom dgss.pipelines.cli import main\nsys.argv = ['dgss', 'train-diffusion', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "--time-budget" in result.stdout and "MINUTES" in result.stdout
