@@ -27,6 +27,7 @@ LOSS_PNG = "loss.png"
 SAMPLES_DIR = "samples"
 _MIN_TILE = 128  # small crops are enlarged (nearest) so that a person can see vessels in them
 _LABEL_HEIGHT = 20
+_GAP = 4  # white pixels between tiles, so neighbouring crops do not read as one picture
 
 
 @torch.no_grad()
@@ -74,7 +75,7 @@ def samples_beside_real(real: np.ndarray, samples: np.ndarray, *, real_label: st
     side = real.shape[1]
     tile = side * max(1, -(-_MIN_TILE // side))
     columns = max(len(real), len(samples))
-    picture = Image.new("RGB", (columns * tile, 2 * (_LABEL_HEIGHT + tile)), "white")
+    picture = Image.new("RGB", (columns * (tile + _GAP) - _GAP, 2 * (_LABEL_HEIGHT + tile)), "white")
     draw = ImageDraw.Draw(picture)
     font = ImageFont.load_default(size=13)
     for row, (images, label) in enumerate(((real, real_label), (samples, sample_label))):
@@ -82,7 +83,7 @@ def samples_beside_real(real: np.ndarray, samples: np.ndarray, *, real_label: st
         draw.text((4, top + _LABEL_HEIGHT // 2), label, fill="black", font=font, anchor="lm")
         for column, image in enumerate(images):
             enlarged = Image.fromarray(image).resize((tile, tile), Image.Resampling.NEAREST)
-            picture.paste(enlarged, (column * tile, top + _LABEL_HEIGHT))
+            picture.paste(enlarged, (column * (tile + _GAP), top + _LABEL_HEIGHT))
     return picture
 
 
@@ -94,8 +95,8 @@ def loss_plot(losses: list[float]) -> Image.Image:
     ends = np.arange(1, len(losses) + 1)
     starts = np.maximum(ends - window, 0)
     means = (totals[ends] - totals[starts]) / (ends - starts)
-    return draw_line_plot([np.log10(np.maximum(means, 1e-12))], title=f"training loss (mean of {window} steps)",
-                          xlabel="step", ylabel="log10 loss")
+    title = "training loss" + (f" (moving mean over {window} steps)" if window > 1 else "")
+    return draw_line_plot([np.log10(np.maximum(means, 1e-12))], title=title, xlabel="step", ylabel="log10 loss")
 
 
 def write_outputs(out: Path, config: BackboneTrainingConfig, ema: UNet2DModel, state: dict, pool: ImagePool
@@ -132,7 +133,7 @@ def model_card(name: str, config: BackboneTrainingConfig, counts: dict[str, int]
     data = "\n".join(f"- `{source}`: {count} images" for source, count in counts.items())
     stopped = "" if state["step"] >= config.steps else " (stopped early: `--resume` continues)"
     pieces = "\n".join(
-        f"  - steps {piece['start']} to {piece['end']}: {piece['wall_s'] / 3600:.2f} h on {piece['hardware']}"
+        f"  - steps {piece['start']} to {piece['end']}: {_duration(piece['wall_s'])} on {piece['hardware']}"
         for piece in state["pieces"]
     )
     appearance = AppearanceTarget.from_dict(state["appearance"])
@@ -173,7 +174,7 @@ crops and left-right flips
 - steps: {state['step']} of {config.steps}{stopped}, batch {config.batch_size}, resolution {config.resolution}, \
 AdamW lr {config.lr}, grad clip {config.grad_clip}, seed {config.seed}
 - final loss (mean of the last {min(len(losses), 100)} steps): {final_loss:.5f}
-- wall time: {state['wall_s'] / 3600:.2f} h ({state['wall_s']:.0f} s), in {len(state['pieces'])} piece(s):
+- wall time: {_duration(state['wall_s'])}, in {len(state['pieces'])} piece(s):
 {pieces}
 
 ## Appearance target
@@ -182,3 +183,7 @@ AdamW lr {config.lr}, grad clip {config.grad_clip}, seed {config.seed}
 
 Full recipe: `{TRAINING_FILE}`; samples of every checkpoint: `{SAMPLES_DIR}/` in the training run's folder.
 """
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"

@@ -168,7 +168,8 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         `training.json`, `MODEL_CARD.md`, `samples_vs_real.png`, `loss.csv`, `loss.png`, `samples/` and
         `checkpoints/latest.pt`.
     resume
-        Continue from the checkpoint in `out_dir/checkpoints` (also on another machine, with the sources there).
+        Continue from the checkpoint in `out_dir/checkpoints` (also on another machine, with the sources there;
+        from step 0 if the run stopped before its first checkpoint).
     data_root
         Where the named datasets live (default: $DGSS_DATA_ROOT, else ./data).
     time_budget_s
@@ -190,7 +191,8 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         raise DatasetError("no training source given; pass dataset names or image folders with --source")
     _check_out_dir(out, resume)
     checkpoint = find_checkpoint(out) if resume else None
-    if resume and checkpoint is None:
+    # A run stopped before its first checkpoint left only its record: resuming it starts again from step 0.
+    if resume and checkpoint is None and not (out / TRAINING_FILE).is_file():
         raise RunError(f"--resume: no checkpoint in {out / CHECKPOINT_DIR}; run without --resume to start over")
     pool = ImagePool(sources, data_root, config.image_size)
     if resume:

@@ -174,6 +174,25 @@ def test_a_run_killed_between_checkpoints_resumes_exactly(full_run, photo_folder
     assert all(torch.allclose(resumed[name], uninterrupted[name], rtol=0, atol=1e-6) for name in resumed)
 
 
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(full_run, photo_folder, tmp_path, monkeypatch):
+    """Only `training.json` is left: `--resume` (what the bench script passes for any used folder) starts over."""
+    out = tmp_path / "model"
+    sources = [SYNTH, str(photo_folder)]
+
+    def _interrupt_at_step_2(pool, config, step):
+        if step == 1:
+            raise KeyboardInterrupt
+        return training_batch(pool, config, step)
+
+    monkeypatch.setattr(backbone_training, "training_batch", _interrupt_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_backbone(_tiny(), sources, out)
+    monkeypatch.undo()
+    assert not (out / "checkpoints").exists()
+    train_backbone(_tiny(), sources, out, resume=True)
+    assert _same_weights(out, full_run)
+
+
 def test_output_folder_loads_as_a_diffusers_model(full_run):
     unet = UNet2DModel.from_pretrained(full_run)
     assert unet.config.block_out_channels == (8, 16) or list(unet.config.block_out_channels) == [8, 16]
@@ -293,6 +312,7 @@ def test_cli_trains_in_pieces_of_a_time_budget_and_refuses_a_used_folder(photo_f
 def test_train_diffusion_help_shows_the_budget_without_importing_torch():
     code = ("import sys\nfrom dgss.pipelines.cli import main\nsys.argv = ['dgss', 'train-diffusion', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "--time-budget" in result.stdout and "MINUTES" in result.stdout

@@ -1,7 +1,19 @@
-"""The backbone shipped with dgss: present, loadable, small enough for the repository, the default model."""
+"""The backbones shipped with dgss: present, loadable by name, small enough for the repository, one the default; a
+trained run ships under a new name without touching the others."""
 
+import sys
+from pathlib import Path
+
+import pytest
+
+from dgss.extract import shipped
 from dgss.extract.backbone import load_backbone
-from dgss.extract.shipped import resolve_model, shipped_backbone_path
+from dgss.extract.backbone_presets import BackboneTrainingConfig
+from dgss.extract.backbone_training import train_backbone
+from dgss.extract.shipped import resolve_model, ship_backbone, shipped_backbone_path, shipped_backbones
+from dgss.pipelines.cli import main
+from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.store.errors import ModelError, RunError
 
 MAX_FILE_BYTES = 16 * 2**20
 
@@ -19,3 +31,58 @@ def test_the_shipped_backbone_has_its_model_card_and_fits_in_the_repository():
     card = (folder / "MODEL_CARD.md").read_text()
     assert "FUNDUS-POOL" in card and "steps" in card
     assert all(path.stat().st_size <= MAX_FILE_BYTES for path in folder.iterdir())
+
+
+def test_fundus_pool_v1_stays_loadable_by_name():
+    assert "fundus-pool-v1" in shipped_backbones()
+    assert resolve_model("fundus-pool-v1") == str(shipped.BACKBONES_DIR / "fundus-pool-v1")
+
+
+def test_dgss_extract_model_fundus_pool_v1_uses_the_shipped_folder(tmp_path, capsys, monkeypatch):
+    """Extracting with `--model fundus-pool-v1` fills the same store entry as extracting with the folder's path."""
+    store = tmp_path / "features.zarr"
+    options = dict(dataset="SYNTH-A-4x64", store=store, input_size=64, timesteps=(10,), limit=1)
+    monkeypatch.setattr(sys, "argv", ["dgss", "extract", "--dataset", "SYNTH-A-4x64", "--store", str(store),
+                                      "--model", "fundus-pool-v1", "--input-size", "64", "--timesteps", "10",
+                                      "--limit", "1"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code in (0, None), capsys.readouterr().err
+    again = run_extraction(ExtractionRequest(model=str(shipped_backbone_path("fundus-pool-v1")), **options))
+    assert (again.computed, again.already_done) == (0, 1)
+
+
+def test_an_unknown_name_is_one_line_naming_the_shipped_backbones():
+    with pytest.raises(ModelError, match="fundus-pool-v1") as error:
+        resolve_model("fundus-pool-v0")
+    assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    config = BackboneTrainingConfig.from_preset(
+        "tiny", resolution=32, image_size=36, block_out_channels=(8, 16), steps=1, batch_size=1, sample_count=1,
+        sample_steps=1,
+    )
+    return train_backbone(config, ["SYNTH-A-4x64"], tmp_path_factory.mktemp("run") / "model")
+
+
+def test_a_shipped_run_loads_by_name_and_becomes_the_default_by_one_constant(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(shipped, "BACKBONES_DIR", tmp_path / "backbones")
+    folder = ship_backbone(tiny_run, "fundus-pool-v2")
+    assert folder == tmp_path / "backbones" / "fundus-pool-v2"
+    assert not (folder / "checkpoints").exists() and (folder / "samples_vs_real.png").is_file()
+    assert shipped_backbones() == ["fundus-pool-v2"]
+    assert load_backbone(resolve_model("fundus-pool-v2")).appearance is not None
+    monkeypatch.setattr(shipped, "DEFAULT_BACKBONE", "fundus-pool-v2")
+    assert resolve_model(None) == str(folder)
+
+
+def test_shipping_never_replaces_a_backbone_nor_ships_a_folder_without_a_model(tiny_run, tmp_path):
+    ship_backbone(tiny_run, "taken", tmp_path)
+    with pytest.raises(RunError, match="exists already") as error:
+        ship_backbone(tiny_run, "taken", tmp_path)
+    assert "\n" not in str(error.value)
+    with pytest.raises(RunError, match="config.json"):
+        ship_backbone(tmp_path / "taken" / "nothing", "other", tmp_path)
+    assert not (tmp_path / "other").exists()
