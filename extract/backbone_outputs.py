@@ -131,7 +131,7 @@ def model_card(name: str, config: BackboneTrainingConfig, counts: dict[str, int]
     final_loss = float(np.mean(losses[-100:])) if losses else float("nan")
     attention = ", ".join(f"{r} px" for r in config.attention_resolutions()) or "no level"
     data = "\n".join(f"- `{source}`: {count} images" for source, count in counts.items())
-    stopped = "" if state["step"] >= config.steps else " (stopped early: `--resume` continues)"
+    unfinished = "" if state["step"] >= config.steps else " (unfinished: `--resume` continues)"
     pieces = "\n".join(
         f"  - steps {piece['start']} to {piece['end']}: {_duration(piece['wall_s'])} on {piece['hardware']}"
         for piece in state["pieces"]
@@ -171,7 +171,7 @@ self-attention at {attention}, scale-shift norm {config.scale_shift_norm}, resbl
 crops and left-right flips
 
 ## Training
-- steps: {state['step']} of {config.steps}{stopped}, batch {config.batch_size}, resolution {config.resolution}, \
+- steps: {state['step']} of {config.steps}{unfinished}, batch {config.batch_size}, resolution {config.resolution}, \
 AdamW lr {config.lr}, grad clip {config.grad_clip}, seed {config.seed}
 - final loss (mean of the last {min(len(losses), 100)} steps): {final_loss:.5f}
 - wall time: {_duration(state['wall_s'])}, in {len(state['pieces'])} piece(s):

@@ -85,7 +85,7 @@ def test_a_run_stopped_by_its_time_budget_saves_that_step_and_resumes_exactly(fu
     assert len(lines) == 1 and "time budget" in lines[0] and "step 1 of 6" in lines[0] and "--resume" in lines[0]
     assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["step"] == 1
     assert (out / "samples" / "step-00000001.png").is_file() and UNet2DModel.from_pretrained(out) is not None
-    assert "steps: 1 of 6 (stopped early" in (out / "MODEL_CARD.md").read_text()
+    assert "steps: 1 of 6 (unfinished" in (out / "MODEL_CARD.md").read_text()
     train_backbone(_tiny(), sources, out, resume=True, time_budget_s=0)
     assert "step 2 of 6" in capsys.readouterr().out
     train_backbone(_tiny(), sources, out, resume=True, time_budget_s=3600)
