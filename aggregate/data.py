@@ -31,14 +31,20 @@ logger = logging.getLogger("dgss")
 
 
 def split_indices(entry: Entry, preferred: str) -> tuple[str, list[int]]:
-    """Indices of the done images of `preferred` split, or of all done images where the entry has no such split.
+    """Indices of the done images with a vessel label of `preferred` split, or of all such images where the entry
+    has no such split: what a head is trained or scored on (an unlabelled image has nothing to learn or score).
 
-    Returns the split used ("all" for every image) and the indices. StoreError when no image of it is done.
+    Returns the split used ("all" for every image) and the indices. StoreError when no image of it is done, or
+    none of those done has a label.
     """
     split = preferred if preferred in entry.splits else "all"
     indices = entry.indices(preferred) if split == preferred else list(range(len(entry.image_ids)))
-    done = entry.done()
-    ready = [index for index in indices if done[index]]
+    done, labelled = entry.done(), entry.labelled()
+    ready = [index for index in indices if labelled[index]]
+    if not ready and any(done[index] for index in indices):
+        raise StoreError(f"{entry.dataset} (key {entry.key}) has no image with a vessel label in split '{split}' "
+                         f"({int(done[indices].sum())} extracted, none labelled): add its labels and run "
+                         f"`dgss extract --dataset {entry.dataset}` again, or train and score on another dataset")
     if not ready:
         raise StoreError(f"{entry.dataset} (key {entry.key}) has no extracted image in split '{split}' "
                          f"({len(indices)} image(s), none done): run `dgss extract --dataset {entry.dataset}` first")
@@ -46,14 +52,25 @@ def split_indices(entry: Entry, preferred: str) -> tuple[str, list[int]]:
 
 
 def warn_pending(entry: Entry, split: str, action: str) -> None:
-    """Name a dataset whose split ("all": every image) is only partly extracted, with the count, before it is used
-    without them."""
+    """Name a dataset whose split ("all": every image) is only partly extracted, or has extracted images without a
+    vessel label, with the counts, before it is used without them."""
     indices = entry.indices(None if split == "all" else split)
-    pending = int((~entry.done()[indices]).sum())
-    if pending:
+    done = int(entry.done()[indices].sum())
+    if done < len(indices):
         logger.warning("%s: %d of %d images of split '%s' are not extracted yet; %s the %d done (finish them with "
-                       "`dgss extract --dataset %s`)", entry.dataset, pending, len(indices), split, action,
-                       len(indices) - pending, entry.dataset)
+                       "`dgss extract --dataset %s`)", entry.dataset, len(indices) - done, len(indices), split, action,
+                       done, entry.dataset)
+    unlabelled = unlabelled_count(entry, split)
+    if unlabelled:
+        logger.warning("%s: %d of %d extracted images of split '%s' have no vessel label and are left out; %s the "
+                       "%d labelled", entry.dataset, unlabelled, done, split, action, done - unlabelled)
+
+
+def unlabelled_count(entry: Entry, split: str) -> int:
+    """How many extracted images of `split` ("all": every image) have no vessel label (left out of training and
+    scoring)."""
+    indices = entry.indices(None if split == "all" else split)
+    return int((entry.done()[indices] & ~entry.labelled()[indices]).sum())
 
 
 def feature_names(entry: Entry) -> list[str]:

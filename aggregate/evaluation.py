@@ -1,6 +1,7 @@
 """Score a run on unseen target datasets at each image's native resolution, from the cache alone.
 
-Per target: the done images of its "test" split (all images where it has none), cached under the run's key.
+Per target: the done images with a vessel label of its "test" split (all images where it has none), cached under
+the run's key; extracted images without a label are counted in the report and a warning, never scored.
 Each image's canvas prediction is mapped back to native resolution with its stored geometry and scored against
 `native_vessel` inside `native_fov`. Thresholded metrics (Dice, IoU, sensitivity, specificity, accuracy) score
 the members' per-pixel majority vote, each member thresholded at the threshold its source validation chose (or
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dgss.aggregate.data import CachedImages, split_indices, warn_pending
+from dgss.aggregate.data import CachedImages, split_indices, unlabelled_count, warn_pending
 from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
 from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json, write_png
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, image_prediction, load_run
@@ -39,7 +40,8 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     `store_path` None means the store the run was trained from. The heads are applied in tiles of `tile` canvas
     pixels (None: whole canvases). A target image the run was trained on is refused, naming it, unless
     `allow_training_images` (then the report marks the target). `threshold` replaces the members' stored
-    decision thresholds. Returns the scores per target, pooled and per image, and the paths written.
+    decision thresholds. Returns the scores per target, pooled and per image (`n_images` scored: those with a
+    vessel label; `unlabelled_images`: extracted ones left out), and the paths written.
     """
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
@@ -61,7 +63,8 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     overlay_paths = []
     for entry, split, indices in plans:
         scores, paths = _score_target(run, entry, indices, overlay_dir, overlays)
-        results["targets"][entry.dataset] = {"split": split, "training_images": len(seen[entry.dataset]), **scores}
+        results["targets"][entry.dataset] = {"split": split, "training_images": len(seen[entry.dataset]),
+                                             "unlabelled_images": unlabelled_count(entry, split), **scores}
         overlay_paths += paths
     rows = score_rows(results)
     write_csv(report_dir / "scores.csv", rows, TABLE_COLUMNS)

@@ -4,16 +4,22 @@ The driver builds the config, creates the entry and lists the images not yet don
 (in this process or on a Dask worker) that reads the image, runs the extractor and writes that image's chunks,
 marker last. A killed run leaves finished images marked done and resumes with the rest. Runs on one store at once
 share the work: each image is claimed before it is computed, and an image another live run holds is left to it.
+A new entry (or store) is created only once the driver has computed its first image, so a dataset refused at its
+first file leaves nothing behind (two runs that start a new entry together may both compute that one image).
 A subset (`split`, `images`, `limit`) computes only the selected images; the entry still lists the whole dataset,
 so its key is the same and a later run fills in the rest.
+
+Images without a vessel label are extracted like the others and marked so in the store (training and evaluation
+leave them out); an image whose label was added or removed since it was extracted is computed again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +29,13 @@ from dgss.pipelines.parallel import map_tasks
 from dgss.store.errors import DatasetError
 
 if TYPE_CHECKING:  # the readers import numpy and PIL: the driver imports them when it runs
+    import numpy as np
+
     from dgss.extract.datasets.reader import DatasetReader
+    from dgss.extract.extractor import FeatureExtractor
+    from dgss.store import Entry
+
+logger = logging.getLogger("dgss")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +94,7 @@ class ExtractionSummary:
     total: int  # images in the entry: the whole dataset
     selected: int  # images this run was asked for (`total` unless a split, ids or a limit was given)
     left_to_others: int = 0  # images another run was computing (or finished) while this one ran
+    unlabelled: int = 0  # images of the dataset without a vessel label: extracted, never trained on or scored
 
 
 @dataclass(frozen=True)
@@ -103,18 +116,34 @@ class _ImageTask:
     def __call__(self, index: int) -> int | None:
         """Compute and write image `index`; None when another run holds it or has finished it since it was listed."""
         reader, extractor, entry = _loaded(self)
-        claim = entry.claim(index)
-        if claim is None:
+        image_id = entry.image_ids[index]
+        return _write_claimed(entry, index, reader.has_label(image_id), self.overwrite,
+                              lambda: _image_arrays(reader, extractor, image_id, self.max_native_shape))
+
+
+def _image_arrays(reader: DatasetReader, extractor: FeatureExtractor, image_id: str,
+                  max_native_shape: tuple[int, int]) -> tuple[dict[str, np.ndarray], bool]:
+    """One image's arrays, and whether it has a vessel label."""
+    sample = reader.read(image_id)
+    arrays = extractor.image_arrays(sample, max_native_shape, field_of_view_deg=reader.field_of_view_deg)
+    return arrays, sample.labelled
+
+
+def _write_claimed(entry: Entry, index: int, labelled: bool, overwrite: bool,
+                   compute: Callable[[], tuple[dict[str, np.ndarray], bool]]) -> int | None:
+    """Claim image `index`, compute and write it; None when another run holds it, or has written it since it was
+    listed (with `labelled` as its label state now)."""
+    claim = entry.claim(index)
+    if claim is None:
+        return None
+    try:
+        if not overwrite and entry.is_done(index, labelled=labelled):
             return None
-        try:
-            if not self.overwrite and entry.is_done(index):
-                return None
-            sample = reader.read(entry.image_ids[index])
-            arrays = extractor.image_arrays(sample, self.max_native_shape, field_of_view_deg=reader.field_of_view_deg)
-            entry.write_image(index, arrays)
-            return index
-        finally:
-            claim.release()
+        arrays, has_label = compute()
+        entry.write_image(index, arrays, labelled=has_label)
+        return index
+    finally:
+        claim.release()
 
 
 _WORKER_CACHE: dict[_ImageTask, tuple[Any, Any, Any]] = {}
@@ -162,21 +191,26 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     Returns
     -------
     ExtractionSummary
-        The entry's key and the counts; images already done are skipped unless `overwrite`.
+        The entry's key and the counts; images already done are skipped unless `overwrite`. A dataset labelled in
+        part is extracted whole, with a warning that says how many images have labels.
     """
     from dgss.extract.backbone import load_backbone
     from dgss.extract.datasets import get_dataset
     from dgss.extract.device import check_device
     from dgss.extract.extractor import FeatureExtractor, make_config
     from dgss.extract.shipped import resolve_model
-    from dgss.store import FeatureStore
+    from dgss.store import FeatureStore, config_key
 
     check_device(request.device)
     model = resolve_model(request.model)
     reader = get_dataset(request.dataset, request.data_root)
     ids = reader.ids()
     selection = select_images(reader, request)  # a wrong split or id is refused before the store is touched
-    store = FeatureStore(request.store)
+    labelled = [reader.has_label(image_id) for image_id in ids]
+    note = reader.labels_note()
+    if note is not None:
+        logger.warning(note)
+    store = FeatureStore.if_present(request.store)  # checked now, created once there is an image to write
     backbone = load_backbone(model, request.device)
     config = make_config(
         backbone,
@@ -195,6 +229,11 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     extractor = FeatureExtractor(backbone, config)
     shapes = [reader.shape(image_id) for image_id in ids]
     max_native_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
+    first = None
+    if selection and (store is None or not store.has_entry(reader.name, config_key(config.to_dict()))):
+        with _torch_threads(request.threads_per_worker):  # as a task computes it, so both paths write equal bytes
+            first = _image_arrays(reader, extractor, ids[selection[0]], max_native_shape)
+    store = store or FeatureStore(request.store)
     entry = store.require_entry(
         dataset=reader.name,
         config=config.to_dict(),
@@ -204,9 +243,11 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         coords=extractor.entry_coords(),
         attrs={**extractor.entry_attrs(), "command": request.command, "data_root": str(request.data_root or "")},
     )
-    # Overwrite goes image by image: each image keeps its old data, marked done, until write_image replaces it.
-    done = entry.done()
-    todo = selection if request.overwrite else [i for i in selection if not done[i]]
+    todo = _todo(entry, selection, labelled, overwrite=request.overwrite)
+    written, tasks = [], todo
+    if first is not None and todo[:1] == selection[:1]:  # else another run has written it meanwhile
+        written.append(_write_claimed(entry, selection[0], labelled[selection[0]], request.overwrite, lambda: first))
+        tasks = todo[1:]
     task = _ImageTask(
         dataset=reader.name,
         data_root=str(request.data_root) if request.data_root else None,
@@ -224,9 +265,9 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         _WORKER_CACHE[task] = (reader, extractor, entry)
     try:
         with _torch_threads(request.threads_per_worker if in_process else None):
-            written = map_tasks(
+            written += map_tasks(
                 task,
-                todo,
+                tasks,
                 workers=request.workers,
                 scheduler=request.scheduler,
                 description=f"extract {reader.name}",
@@ -235,7 +276,22 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         _WORKER_CACHE.pop(task, None)
     computed = sum(index is not None for index in written)
     return ExtractionSummary(reader.name, entry.key, computed, len(selection) - len(todo), len(ids), len(selection),
-                             len(todo) - computed)
+                             len(todo) - computed, labelled.count(False))
+
+
+def _todo(entry: Entry, selection: list[int], labelled: list[bool], *, overwrite: bool) -> list[int]:
+    """The selected images to compute: those not done, and those whose vessel label was added or removed since
+    (named in a warning); every selected image with `overwrite`, which goes image by image (each keeps its old
+    data, marked done, until write_image replaces it)."""
+    if overwrite:
+        return list(selection)
+    done, stored = entry.done(), entry.labelled()
+    relabelled = {index for index in selection if done[index] and stored[index] != labelled[index]}
+    if relabelled:
+        first = entry.image_ids[min(relabelled)]
+        logger.warning("%s: %d extracted image(s) gained or lost a vessel label since (%s, ...): computing them again",
+                       entry.dataset, len(relabelled), first)
+    return [index for index in selection if not done[index] or index in relabelled]
 
 
 def select_images(reader: DatasetReader, request: ExtractionRequest) -> list[int]:

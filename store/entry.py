@@ -1,8 +1,9 @@
 """One cached (dataset, config key) entry: its per-image arrays and the `done` marker that makes writes safe.
 
 An image is written as whole chunks (one image per chunk), each chunk file replaced atomically by zarr's local
-store, and `done[i]` is set only after all of image i's arrays and their checksums. So processes may write different
-images at once without locks, and a run killed at any point leaves no image marked done with incomplete data (runs
+store, and `done[i]` is set only after all of image i's arrays and their checksums (its value also says whether the
+image has a vessel label: `DONE_LABELLED`, `DONE_UNLABELLED`). So processes may write different images at once
+without locks, and a run killed at any point leaves no image marked done with incomplete data (runs
 that share a store claim each image before computing it, see :meth:`Entry.claim`, so none is computed twice). Reads
 check that the chunk exists, decodes and matches its checksum, so damage on disk is an error naming the image.
 """
@@ -17,7 +18,7 @@ from zarr.core.sync import sync
 from dgss.store.claims import Claim, claims_folder, try_claim
 from dgss.store.errors import DamagedImageError, StoreError, store_writes
 from dgss.store.integrity import WRITE_CONFIG, ChunkDamage, checksum, chunk_path, read_image_chunk, stored_keys
-from dgss.store.schema import CHECKSUM_ARRAY, DONE_ARRAY, ArraySpec
+from dgss.store.schema import CHECKSUM_ARRAY, DONE_ARRAY, DONE_LABELLED, DONE_UNLABELLED, ArraySpec
 
 ENTRY_ATTR = "dgss_entry"
 """Group attribute that describes an entry; written last, so a group without it is an unfinished creation."""
@@ -91,8 +92,17 @@ class Entry:
 
     def done(self) -> np.ndarray:
         """Completion marker per image, shape (image,) bool."""
+        return self._markers() != 0
+
+    def labelled(self) -> np.ndarray:
+        """Per image, whether it is done with a vessel label, shape (image,) bool (every done image of an entry
+        written before dgss extracted unlabelled images)."""
+        return self._markers() == DONE_LABELLED
+
+    def _markers(self) -> np.ndarray:
+        """The `done` markers, shape (image,) uint8: 0 not done, else `DONE_LABELLED` or `DONE_UNLABELLED`."""
         try:
-            return np.asarray(self._open(DONE_ARRAY)[:], dtype=bool)
+            return np.asarray(self._open(DONE_ARRAY)[:], dtype=np.uint8)
         except (RuntimeError, ValueError) as error:
             raise StoreError(
                 f"done markers of {self.dataset}/{self.key} in {self._location} do not decode ({error}): every file "
@@ -107,8 +117,8 @@ class Entry:
         done = np.flatnonzero(self.done())
         return [int(index) for index in done if any(chunk_path(array, index) not in keys for array in arrays)]
 
-    def write_image(self, index: int, arrays: dict[str, np.ndarray]) -> None:
-        """Write all of one image's arrays and their checksums, then mark it done.
+    def write_image(self, index: int, arrays: dict[str, np.ndarray], *, labelled: bool = True) -> None:
+        """Write all of one image's arrays and their checksums, then mark it done, with or without a vessel label.
 
         Parameters
         ----------
@@ -118,6 +128,9 @@ class Entry:
             Every array of the entry for this image, each of its spec's shape (e.g. `features/<block>`:
             (timestep, band, channel, y, x)); values are cast to the spec's dtype when numpy calls that cast
             "same_kind" (float32 -> float16 is, float -> int is not).
+        labelled
+            Whether the image's vessel arrays are a label; an unlabelled image's are all False, and training and
+            evaluation leave it out.
 
         A done image is first unmarked, so an overwrite killed half-way never leaves mixed data marked done.
         """
@@ -132,7 +145,7 @@ class Entry:
             if self.has_checksums:
                 names = self._checksum_names()
                 self._open(CHECKSUM_ARRAY)[index] = [checksum(values[name]) for name in names]
-            done[index] = 1
+            done[index] = DONE_LABELLED if labelled else DONE_UNLABELLED
 
     def claim(self, index: int) -> Claim | None:
         """Claim image `index` for computing it, or None while another live run holds it (see `dgss.store.claims`).
@@ -144,10 +157,17 @@ class Entry:
         with store_writes(self._location):
             return try_claim(folder / f"{index}.claim" if folder else None)
 
-    def is_done(self, index: int) -> bool:
-        """Whether image `index` is marked done (one 1-byte read): a run checks it again after claiming the image."""
+    def is_done(self, index: int, *, labelled: bool | None = None) -> bool:
+        """Whether image `index` is marked done (one 1-byte read): a run checks it again after claiming the image.
+
+        With `labelled`, whether it is done with (True) or without (False) a vessel label: an image whose label
+        was added or removed since it was extracted is not done as it is now.
+        """
         self._check_index(index)
-        return self._is_done(index)
+        marker = self._marker(index)
+        if labelled is None:
+            return marker != 0
+        return marker == (DONE_LABELLED if labelled else DONE_UNLABELLED)
 
     def clear(self, index: int) -> None:
         """Unmark image `index` as done (for `dgss verify --repair`); the next extract run recomputes it."""
@@ -181,10 +201,14 @@ class Entry:
         return value
 
     def _is_done(self, index: int) -> bool:
-        """Image `index`'s marker alone (one 1-byte file), for the per-read check."""
+        """For the per-read check."""
+        return self._marker(index) != 0
+
+    def _marker(self, index: int) -> int:
+        """Image `index`'s marker alone (one 1-byte file)."""
         done = self._open(DONE_ARRAY)
         try:
-            return bool(done[index])
+            return int(done[index])
         except (RuntimeError, ValueError) as error:
             raise StoreError(
                 f"done marker of image {self.image_ids[index]!r} of {self.dataset}/{self.key} in {self._location} "

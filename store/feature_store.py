@@ -46,6 +46,10 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 StoreLike = str | Path | Store
 
 
+class _NoStore(StoreError):
+    """Nothing at the path yet (a missing or empty directory, an empty prefix): what `FeatureStore.if_present` skips."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class EntryInfo:
     """What is cached in one entry and what it costs on disk (for `dgss info`)."""
@@ -54,6 +58,7 @@ class EntryInfo:
     key: str
     config: dict[str, Any]
     n_done: int
+    n_labelled: int  # done images with a vessel label (the others are never trained on or scored)
     n_damaged: int  # done images with a chunk file missing (a listing finds them; `dgss verify` finds the rest)
     n_total: int
     bytes_stored: int  # every stored byte under the entry, incl. images not done (one listing on an object store)
@@ -84,6 +89,20 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.location!r})"
+
+    @classmethod
+    def if_present(cls, path: StoreLike) -> "FeatureStore | None":
+        """The store at `path`, checked as the constructor checks it, or None where there is none yet; creates
+        nothing, so a run that fails before it has anything to write leaves no empty store behind."""
+        try:
+            return cls(path, create=False)
+        except _NoStore:
+            return None
+
+    def has_entry(self, dataset: str, key: str) -> bool:
+        """Whether the entry of (`dataset`, `key`) exists, complete (a creation killed half-way is not)."""
+        path = f"{_dataset_group(dataset)}/{key}"
+        return path in self._root and ENTRY_ATTR in self._root[path].attrs
 
     def require_entry(
         self,
@@ -318,7 +337,7 @@ def _create_root(store: Store, location: str, *, create: bool) -> zarr.Group | N
             return None
         raise StoreError(f"{location} is not empty and not a dgss store (no zarr.json): give a new or empty directory")
     if not create:
-        raise StoreError(f"no dgss store at {location}: run `dgss extract --store {location}` to make one")
+        raise _NoStore(f"no dgss store at {location}: run `dgss extract --store {location}` to make one")
     try:
         return zarr.open_group(store, mode="w-", zarr_format=3, attributes={SCHEMA_ATTR: SCHEMA_VERSION})
     except (FileExistsError, ContainsGroupError):
@@ -440,6 +459,7 @@ def _entry_info(entry: Entry) -> EntryInfo:
         key=entry.key,
         config=entry.config,
         n_done=n_done,
+        n_labelled=int(entry.labelled().sum()),
         n_damaged=len(entry.missing_chunk_images()),
         n_total=len(entry.image_ids),
         bytes_stored=_stored_bytes(group),

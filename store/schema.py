@@ -21,6 +21,11 @@ SCHEMA_VERSION: int = 1
 DTYPES: tuple[str, ...] = ("float16", "float32", "float64", "uint8", "bool", "int64")
 IMAGE_DIM = "image"
 DONE_ARRAY = "done"
+DONE_LABELLED = 1
+"""`done` marker of an image written with its vessel label; entries made before unlabelled images only hold these."""
+DONE_UNLABELLED = 2
+"""`done` marker of an image written without a vessel label (its vessel arrays are all False): never trained on or
+scored. Written in the marker itself, so an image's label state lands in the same write as its completion."""
 CHECKSUM_ARRAY = "checksums"
 """Per image, a CRC-32 of each array (image, array) uint32, written before `done`; entries made before it lack it."""
 

@@ -33,13 +33,15 @@ def open(path: StoreLike, dataset: str, key: str | None = None) -> xr.Dataset:  
         One dask-backed data variable per stored array (one dask chunk per image), named as the array ("/" kept,
         e.g. `features/up_blocks.1` with dims (image, timestep, band, up_blocks.1.channel, up_blocks.1.y,
         up_blocks.1.x), float32); an array whose name is also a dim or coordinate name (the RGB `image` array) is
-        named `<name>_data`. Coordinates: `image` (ids of done images), `split` along image, and every coords entry
+        named `<name>_data`. Coordinates: `image` (ids of done images), `split` and `labelled` (whether the image
+        has a vessel label; an unlabelled one's vessel arrays are all False) along image, and every coords entry
         of the store (timestep, band, ...). Attrs: the entry's attrs plus `dataset`, `key`, `config`, `blocks`
         (the block names of the `features/<block>` variables) and `images_not_done` (how many were left out).
     """
     entry = FeatureStore(path, create=False).entry(dataset, key)
     done = np.flatnonzero(entry.done())
-    taken = {IMAGE_DIM, "split", *(dim for spec in entry.array_specs.values() for dim in spec.dims)}
+    labelled = entry.labelled()
+    taken = {IMAGE_DIM, "split", "labelled", *(dim for spec in entry.array_specs.values() for dim in spec.dims)}
     data_vars = {}
     for name, spec in entry.array_specs.items():
         variable = f"{name}_data" if name in taken else name
@@ -50,6 +52,7 @@ def open(path: StoreLike, dataset: str, key: str | None = None) -> xr.Dataset:  
     coords = {
         IMAGE_DIM: [entry.image_ids[index] for index in done],
         "split": (IMAGE_DIM, [entry.splits[index] for index in done]),
+        "labelled": (IMAGE_DIM, [bool(labelled[index]) for index in done]),
         **{dim: (dim, values) for dim, values in entry.coords.items()},
     }
     blocks = [name.removeprefix(FEATURE_PREFIX) for name in entry.array_specs if name.startswith(FEATURE_PREFIX)]

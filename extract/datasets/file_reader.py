@@ -1,7 +1,9 @@
 """A reader for datasets stored as image files: one folder, a layout of sub-folders, nothing cached but the index.
 
 Subclasses say where the files are (:meth:`FileDatasetReader.layouts`), the camera's field angle, and, when the
-dataset publishes no FOV masks, the red threshold used to derive them.
+dataset publishes no FOV masks, the red threshold used to derive them (also used for an unlabelled image whose
+mask is missing, see :mod:`dgss.extract.datasets.layout`). A dataset labelled in part is read whole; one with no
+label at all is refused, since nothing of it could be trained on or scored.
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ class FileDatasetReader(DatasetReader):
     @cached_property
     def _scan(self) -> tuple[dict[str, ImageFiles], list[str]]:
         """Index of the folder (listing only, no pixels), with every pairing problem found."""
-        items, problems = scan_layout(self.folder, self.layouts())
+        layouts = self.layouts()
+        items, problems = scan_layout(self.folder, layouts)
         if not items and not problems:
             problems.append(f"{self.folder}: no images found for {self.name}")
+        elif items and all(item.label is None for item in items):
+            folders = ", ".join(dict.fromkeys(f"{layout.labels}/" for layout in layouts))
+            problems.append(f"{self.folder}: none of its {len(items)} images has a vessel label (looked in {folders}); "
+                            "add the labels, or segment unlabelled photos with `dgss predict`")
         return {item.id: item for item in items}, problems
 
     def layout_problems(self) -> list[str]:
@@ -67,21 +74,37 @@ class FileDatasetReader(DatasetReader):
             raise DatasetError(f"{self.name} has no image {image_id!r} (in {self.folder}); see `dgss datasets`")
         return files[image_id]
 
+    def has_label(self, image_id: str) -> bool:
+        """Whether the image has a vessel label file, from the listing."""
+        return self._item(image_id).label is not None
+
+    def labels_note(self) -> str | None:
+        """The base class's line, plus how many unlabelled images get a derived FOV where the layout has masks."""
+        note = super().labels_note()
+        derived = sum(item.fov is None for item in self._files().values()) if self.fov_source == "published" else 0
+        if note is None or not derived:
+            return note
+        return f"{note} ({derived} of them have no FOV mask and get one derived from the image)"
+
     def read(self, image_id: str) -> Sample:
         """Read one image, its label and its FOV mask (or derive it); DatasetError names any bad file."""
         return self._read_files(self._item(image_id))
 
     def _read_files(self, item: ImageFiles) -> Sample:
         image = read_image(item.image)
-        vessel = read_mask(item.label)
-        _check_size(item.label, vessel, item.image, image)
+        if item.label is None:
+            vessel = np.zeros(image.shape[:2], dtype=bool)
+        else:
+            vessel = read_mask(item.label)
+            _check_size(item.label, vessel, item.image, image)
         if item.fov is None:
             fov = derive_fov(image, self.fov_threshold)
         else:
             fov = read_mask(item.fov)
             _check_size(item.fov, fov, item.image, image)
         _check_not_black(item.image, image, fov)
-        return Sample(id=item.id, image=image, vessel=vessel, fov=fov, split=item.split)
+        labelled = item.label is not None
+        return Sample(id=item.id, image=image, vessel=vessel, fov=fov, split=item.split, labelled=labelled)
 
     def shape(self, image_id: str) -> tuple[int, int]:
         """Native ``(height, width)`` from the image header."""

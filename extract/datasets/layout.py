@@ -1,5 +1,12 @@
 """Pairing a dataset's image files with their label and FOV files, reporting every file left without a partner.
 
+An image without a vessel label is not a problem: a dataset may be labelled only in part (HRF downloaded with the
+glaucoma labels alone, a folder where a user labelled a subset), and its unlabelled images are still extracted, as
+targets to predict on. A label or FOV mask without an image, a missing folder or a duplicate name is a problem, and
+so is a labelled image without its FOV mask where the layout has masks (it would be scored inside another FOV than
+its neighbours). An unlabelled image without a FOV mask gets one derived from the image, as `dgss predict` does for
+any new photo: a partial download usually lacks both (HRF ships labels and masks in one archive per category).
+
 Each published layout is a few folders in which partners share a key: the file stem minus a fixed suffix (DRIVE's
 ``21_training.tif`` and ``21_manual1.gif`` share ``21``). Keys are compared case-insensitively, extensions are free
 (HRF mixes ``.jpg`` and ``.JPG``; STARE may be ``.ppm`` or ``.ppm.gz``). Files that are not images (READMEs,
@@ -37,12 +44,13 @@ class SplitLayout:
 
 @dataclass(frozen=True)
 class ImageFiles:
-    """The files of one image: its id and split, the image, its vessel label and its FOV mask (None: derive)."""
+    """The files of one image: its id and split, the image, its vessel label (None: unlabelled, never trained on or
+    scored) and its FOV mask (None: derive)."""
 
     id: str
     split: str
     image: Path
-    label: Path
+    label: Path | None
     fov: Path | None
 
 
@@ -52,9 +60,10 @@ def scan_layout(folder: Path, layouts: list[SplitLayout]) -> tuple[list[ImageFil
     Returns
     -------
     items : list of ImageFiles
-        Images that have all their partners.
+        Every image whose files pair up, labelled or not.
     problems : list of str
-        One line per missing folder, unpaired file or duplicate key; empty when the layout is complete.
+        One line per missing folder, label or FOV mask without an image, labelled image without its FOV mask, or
+        duplicate key; empty when the layout is complete.
     """
     items: list[ImageFiles] = []
     problems: list[str] = []
@@ -81,17 +90,15 @@ def scan_layout(folder: Path, layouts: list[SplitLayout]) -> tuple[list[ImageFil
             fov = fovs.pop(key, None) if fovs is not None else None
             stem = file_stem(image)
             name = stem[: len(stem) - len(layout.image_suffix)]
-            if label is None:
-                expected = f"{folder / layout.labels / name}{layout.label_suffix}.*"
-                problems.append(f"{image}: no label (expected {expected})")
-            if fovs is not None and fov is None:
+            unmasked = fovs is not None and fov is None and label is not None
+            if unmasked:
                 expected = f"{folder / str(layout.fov) / name}{layout.fov_suffix}.*"
-                problems.append(f"{image}: no FOV mask (expected {expected})")
+                problems.append(f"{image}: no FOV mask for its label (expected {expected})")
             image_id = stem + layout.id_suffix
             if image_id in seen_ids:
                 problems.append(f"{image}: image id {image_id!r} is used twice")
             seen_ids.add(image_id)
-            if label is not None and (fovs is None or fov is not None):
+            if not unmasked:
                 items.append(ImageFiles(image_id, layout.split, image, label, fov))
         problems.extend(f"{label}: label without an image" for label in labels.values())
         problems.extend(f"{fov}: FOV mask without an image" for fov in (fovs or {}).values())

@@ -60,18 +60,24 @@ def survey_datasets(data_root: str | None = None, *, check: bool = False) -> lis
 def _found_status(reader: DatasetReader, *, check: bool) -> DatasetStatus:
     """Counts per split and problems of a dataset whose folder exists (or that is generated).
 
-    Counts need a complete index, so a dataset whose files do not pair up shows problems only.
+    Counts need a complete index, so a dataset whose files do not pair up shows problems only. A dataset labelled
+    in part says how many images have labels beside its ground truth.
     """
     files = reader if isinstance(reader, FileDatasetReader) else None
     layout_problems = files.layout_problems() if files is not None else []
     problems = reader.check() if check else layout_problems
     counts = {} if layout_problems else {split: len(ids) for split, ids in reader.splits().items()}
+    ground_truth = reader.ground_truth
+    if counts:
+        labelled = sum(reader.has_label(image_id) for image_id in reader.ids())
+        if labelled < sum(counts.values()):
+            ground_truth = f"{ground_truth} ({labelled} of {sum(counts.values())} images)"
     return DatasetStatus(
         name=reader.name,
         found=True,
         location=str(files.folder.resolve()) if files is not None else "generated",
         counts=counts,
-        ground_truth=reader.ground_truth,
+        ground_truth=ground_truth,
         fov_source=reader.fov_source,
         field_of_view_deg=reader.field_of_view_deg,
         problems=tuple(problems),

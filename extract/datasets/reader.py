@@ -25,11 +25,13 @@ class Sample:
     image : np.ndarray
         ``(y, x, 3)`` uint8 RGB.
     vessel : np.ndarray
-        ``(y, x)`` bool vessel ground truth (label > 0).
+        ``(y, x)`` bool vessel ground truth (label > 0); all False when the image has no label.
     fov : np.ndarray
         ``(y, x)`` bool field of view, published by the dataset or derived from the image.
     split : str
         ``"training"``, ``"test"`` or ``"all"`` (no official split).
+    labelled : bool
+        Whether ``vessel`` is a label; an unlabelled image is extracted but never trained on or scored.
     """
 
     id: str
@@ -37,6 +39,7 @@ class Sample:
     vessel: np.ndarray
     fov: np.ndarray
     split: str
+    labelled: bool = True
 
 
 class DatasetReader(ABC):
@@ -66,6 +69,20 @@ class DatasetReader(ABC):
     @abstractmethod
     def check(self) -> list[str]:
         """Read every file and return every problem found, one line each (empty when all is well)."""
+
+    def has_label(self, image_id: str) -> bool:
+        """Whether an image has a vessel label, known from the listing alone (every image, unless a reader says
+        otherwise)."""
+        return True
+
+    def labels_note(self) -> str | None:
+        """One line saying how many images have vessel labels when some lack one (None when all have one)."""
+        ids = self.ids()
+        labelled = sum(self.has_label(image_id) for image_id in ids)
+        if labelled == len(ids):
+            return None
+        return (f"{self.name}: {labelled} of {len(ids)} images have vessel labels; the other {len(ids) - labelled} "
+                "are extracted but neither trained on nor scored")
 
     def ids(self, split: str | None = None) -> list[str]:
         """Image ids of one split, or of all splits in order when ``split`` is None."""

@@ -26,12 +26,13 @@ DRIVE_TINY = {
 
 @pytest.fixture
 def datasets_root(tmp_path: Path, datasets_tree: Tree) -> Path:
-    """A data root with a complete tiny DRIVE and a STARE whose second image lost its label."""
+    """A data root with a complete tiny DRIVE and a STARE with a label whose image is lost."""
     datasets_tree(tmp_path / "DRIVE", DRIVE_TINY)
     datasets_tree(tmp_path / "STARE", {
         "stare-images/im0001.ppm": "image",
         "stare-images/im0002.ppm": "image",
         "labels-ah/im0001.ah.ppm": "label",
+        "labels-ah/im0003.ah.ppm": "label",
     })
     return tmp_path
 
@@ -49,7 +50,7 @@ def test_table_lists_every_dataset(datasets_root: Path) -> None:
     assert "missing" in rows["HRF"] and str(datasets_root / "HRF") in rows["HRF"]
     assert "found" in rows["SYNTH-A"] and "training 10, test 10" in rows["SYNTH-A"]
     assert not any(name.startswith("folder:") for name in rows)
-    assert "im0002.ppm: no label" in result.output
+    assert "im0003.ah.ppm: label without an image" in result.output
 
 
 def test_data_root_from_environment(datasets_root: Path) -> None:

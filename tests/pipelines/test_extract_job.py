@@ -73,11 +73,11 @@ from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store.entry import Entry
 
 original = Entry.write_image
-def write_then_die(self, index, arrays):
+def write_then_die(self, index, arrays, **options):
     if index == 2:  # half an image on disk, marker never written
         self.array("image")[index] = arrays["image"]
         os.kill(os.getpid(), signal.SIGKILL)
-    original(self, index, arrays)
+    original(self, index, arrays, **options)
 Entry.write_image = write_then_die
 run_extraction(ExtractionRequest(dataset=sys.argv[1], store=sys.argv[2], model=sys.argv[3], timesteps=(10, 500)))
 """

@@ -28,10 +28,10 @@ def test_overwrite_dying_after_one_image_keeps_the_others_done(extract_model_dir
     before = _entry_bytes(FeatureStore(store, create=False).entry(DATASET, key))
     write_image = Entry.write_image
 
-    def die_after_first_image(self: Entry, index: int, arrays: dict) -> None:
+    def die_after_first_image(self: Entry, index: int, arrays: dict, **options) -> None:
         if index > 0:
             raise _Killed
-        write_image(self, index, arrays)
+        write_image(self, index, arrays, **options)
 
     monkeypatch.setattr(Entry, "write_image", die_after_first_image)
     with pytest.raises(_Killed):
