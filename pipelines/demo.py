@@ -112,8 +112,9 @@ def _phase(name: str) -> Iterator[None]:
 
 def _train_backbone(config: DemoConfig, folder: Path) -> Path:
     """Train the demo backbone; an interrupted run resumes, a finished one returns at once."""
-    training = BackboneTrainingConfig.from_preset(
-        config.backbone_preset, steps=config.backbone_steps, image_size=config.canvas_size, seed=config.seed
+    training = BackboneTrainingConfig.from_preset(  # a throwaway backbone: a small, quick sample grid
+        config.backbone_preset, steps=config.backbone_steps, image_size=config.canvas_size, seed=config.seed,
+        sample_count=4, sample_steps=10,
     )
     resume = (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())
     return train_backbone(training, config.sources, folder, resume=resume, data_root=config.data_root)
