@@ -103,8 +103,8 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     Up to `keep_bytes` of decoded source images (training first, then validation) stay in RAM for the whole run
     instead of being read again every epoch; the batches, and so the heads, are the same whatever the budget.
 
-    Each source contributes its done images of the "training" split, or all of its done images where it has no
-    such split (images not extracted yet are named in a warning). All sources must be cached under one
+    Each source contributes its done images with a vessel label of the "training" split, or of all its images
+    where it has no such split (images not extracted yet, or unlabelled, are counted in a warning). All sources must be cached under one
     extraction key (`key`, or each dataset's only key). An `out_dir` that holds a run is refused unless `resume`
     (continue a stopped run from its last epoch; a finished one is kept) or `overwrite`.
     """

@@ -27,6 +27,8 @@ def info(
     typer.echo(f"store {store}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
     for entry in entries:
         damaged = f" ({entry['images_damaged']} damaged)" if entry["images_damaged"] else ""
+        unlabelled = entry["images_done"] - entry["images_labelled"]
+        damaged += f" ({unlabelled} without a vessel label)" if unlabelled else ""
         typer.echo(
             f"{entry['dataset']}  key {entry['key']}  {entry['images_done']}/{entry['images_total']} images done"
             f"{damaged}  {_format_bytes(entry['bytes_stored'])} on disk  ratio {entry['compression_ratio']:.2f}x"
