@@ -107,7 +107,5 @@ def test_a_dataset_refused_at_its_first_file_leaves_no_empty_entry(
     assert code == 1 and "01_g.tif: size 20x20 differs" in err and not store.exists()
     target = f"folder:{datasets_tree(tmp_path / 'mine', TARGET)}"
     assert _extract(capsys, monkeypatch, extract_model_dir, tmp_path, store, target)[0] == 0
-    code, out, _ = _dgss(capsys, monkeypatch, "info", "--store", str(store))
-    assert code == 0 and "HRF  key" in out and "4/4 images done (2 without a vessel label)" in out
     code, out, err = _extract(capsys, monkeypatch, extract_model_dir, tmp_path / "data", store, "HRF")
     assert code == 1 and [entry.dataset for entry in FeatureStore(store, create=False).entries()] == [target]
