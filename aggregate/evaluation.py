@@ -34,13 +34,13 @@ TABLE_COLUMNS = ("target", "image", "n_images", *METRIC_NAMES)
 def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
                  report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
                  tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False,
-                 threshold: float | None = None) -> dict[str, Any]:
+                 threshold: float | str | None = None) -> dict[str, Any]:
     """Score the run on every target; write scores (CSV, JSON, PNG table) and overlays under `report_dir`.
 
     `store_path` None means the store the run was trained from. The heads are applied in tiles of `tile` canvas
     pixels (None: whole canvases). A target image the run was trained on is refused, naming it, unless
     `allow_training_images` (then the report marks the target). `threshold` replaces the members' stored
-    decision thresholds. Returns the scores per target, pooled and per image (`n_images` scored: those with a
+    decision thresholds (a probability, or "otsu": one per image that reads no label). Returns the scores per target, pooled and per image (`n_images` scored: those with a
     vessel label; `unlabelled_images`: extracted ones left out), and the paths written.
     """
     if not targets:
@@ -59,7 +59,8 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     overlay_dir = report_dir / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"run": str(Path(run_dir)), "store": str(store_path), "key": run.key,
-                               "thresholds": list(run.thresholds), "targets": {}}
+                               "thresholds": "otsu, per image" if run.per_image_threshold else list(run.thresholds),
+                               "targets": {}}
     overlay_paths = []
     for entry, split, indices in plans:
         scores, paths = _score_target(run, entry, indices, overlay_dir, overlays)

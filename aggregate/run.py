@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
+from skimage.filters import threshold_otsu
 from torch import nn
 
 from dgss.aggregate.checkpoint import CHECKPOINT_FILE
@@ -42,6 +43,8 @@ DEFAULT_TILE = 512
 """Side of the tiles a head is applied in, canvas pixels: the whole default 512 px canvas in one call."""
 DEFAULT_THRESHOLD = 0.5
 """Decision threshold of a member with no validation-chosen one (a run trained without validation images)."""
+OTSU = "otsu"
+"""The `threshold` that asks for a per-image threshold reading no label (see `otsu_threshold`)."""
 DEFAULT_TILE_CONTEXT = 96
 """Margin dropped from each inner tile edge, canvas pixels: the receptive field of the T&S-FreqAgg head at the
 default strides (96 px, measured by its gradient), so tiles give the same logits as a whole canvas."""
@@ -95,7 +98,8 @@ class RunRecord:
 @dataclass(frozen=True)
 class Run:
     """A loaded run: its folder, record, cache spec and heads (in eval mode, on `device`), the tiles the heads
-    are applied in, and each head's decision threshold."""
+    are applied in, and each head's decision threshold (or, with `per_image_threshold`, Otsu's threshold of each
+    head's probabilities inside each image's FOV)."""
 
     path: Path
     record: RunRecord
@@ -105,6 +109,7 @@ class Run:
     tile: int | None = DEFAULT_TILE
     tile_context: int = DEFAULT_TILE_CONTEXT
     thresholds: tuple[float, ...] = ()
+    per_image_threshold: bool = False
 
     @property
     def key(self) -> str:
@@ -166,14 +171,19 @@ def write_run(out_dir: str | Path, record: RunRecord, losses: Sequence[Sequence[
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: int | None = DEFAULT_TILE,
-             tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | None = None) -> Run:
+             tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | str | None = None) -> Run:
     """Read and check a run folder; RunError naming the file that is missing or corrupt.
 
     `tile` and `tile_context` (canvas pixels) set how the heads are applied to a canvas; None: in one call.
-    `threshold` replaces every member's stored decision threshold.
+    `threshold` replaces every member's stored decision threshold: a probability, or "otsu" for a threshold per
+    image and member that reads no label (Otsu's, over the member's probabilities inside the image's FOV).
     """
-    if threshold is not None and not 0 < threshold < 1:
-        raise RunError(f"threshold {threshold} is not a probability strictly between 0 and 1: pass e.g. 0.5")
+    per_image = threshold == OTSU
+    if per_image:
+        threshold = None
+    elif threshold is not None and not (isinstance(threshold, float | int) and 0 < threshold < 1):
+        raise RunError(f"threshold {threshold!r} is neither a probability strictly between 0 and 1 nor "
+                       f"{OTSU!r}: pass e.g. 0.5")
     run_dir = Path(run_dir)
     run_file = run_dir / RUN_FILE
     if not run_dir.is_dir():
@@ -193,7 +203,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: i
         raise RunError(f"{run_file} lists no head files: train the run again with `dgss fit-head --out {run_dir}`")
     thresholds = (threshold,) * len(heads) if threshold is not None else record.thresholds
     return Run(path=run_dir, record=record, spec=spec, heads=heads, device=device, tile=tile,
-               tile_context=tile_context, thresholds=thresholds)
+               tile_context=tile_context, thresholds=thresholds, per_image_threshold=per_image)
 
 
 def _read_record(run_file: Path) -> RunRecord:
@@ -286,8 +296,22 @@ def image_prediction(run: Run, batch: Mapping[str, Any]) -> tuple[np.ndarray, np
     prob, votes : (y, x) float32 arrays
     """
     members = member_probabilities(run, batch)[:, 0]
-    thresholds = torch.tensor(run.thresholds or (DEFAULT_THRESHOLD,) * len(run.heads), device=members.device)
-    return members.mean(dim=0).cpu().numpy(), vote_fraction(members, thresholds[:, None, None]).cpu().numpy()
+    if run.per_image_threshold:
+        fov = np.asarray(batch["fov"][0], dtype=bool) if "fov" in batch else None
+        thresholds = torch.tensor([otsu_threshold(member.cpu().numpy(), fov) for member in members])
+    else:
+        thresholds = torch.tensor(run.thresholds or (DEFAULT_THRESHOLD,) * len(run.heads))
+    votes = vote_fraction(members, thresholds.to(members.device)[:, None, None])
+    return members.mean(dim=0).cpu().numpy(), votes.cpu().numpy()
+
+
+def otsu_threshold(prob: np.ndarray, fov: np.ndarray | None = None) -> float:
+    """Otsu's threshold of one probability map inside `fov` (everywhere when None): a decision threshold that
+    adapts to each image of an unseen camera without reading its labels. 0.5 for a map with a single value."""
+    values = prob[fov] if fov is not None else prob.ravel()
+    if values.size == 0 or values.min() == values.max():
+        return DEFAULT_THRESHOLD
+    return float(threshold_otsu(values))
 
 
 def vote_fraction(member_probs: torch.Tensor, threshold: float | torch.Tensor = DEFAULT_THRESHOLD) -> torch.Tensor:

@@ -26,3 +26,16 @@ def _options(
                                           help="Print the dgss version and exit.")] = False,
 ) -> None:
     """Domain-generalizable retinal vessel segmentation from cached diffusion features."""
+
+
+def threshold_value(text: str | None) -> float | str | None:
+    """`--threshold` of evaluate and predict: a probability (0.001 to 0.999) or "otsu"; a usage error otherwise."""
+    if text is None or text == "otsu":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.001 <= value <= 0.999:
+        raise typer.BadParameter(f"{text!r} is neither a threshold from 0.001 to 0.999 nor 'otsu'")
+    return value

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from dgss.pipelines.app import app
+from dgss.pipelines.app import app, threshold_value
 
 
 @app.command("evaluate")
@@ -24,9 +24,10 @@ def evaluate_command(
                                                           "pixels.")] = 96,
     allow_training_images: Annotated[bool, typer.Option(help="Score target images the run was trained on "
                                                              "(refused by default; counted in the report).")] = False,
-    threshold: Annotated[float | None, typer.Option(min=0.001, max=0.999, help="Decision threshold of every head "
-                                                    "(default: each head's own, chosen on the run's source validation "
-                                                    "images).")] = None,
+    threshold: Annotated[str | None, typer.Option(metavar="T|otsu", callback=threshold_value, help="Decision threshold of every head, 0.001 "
+                                                  "to 0.999, or otsu: a threshold per image and head that reads no "
+                                                  "label (default: each head's own, chosen on the run's source "
+                                                  "validation images).")] = None,
 ) -> None:
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.

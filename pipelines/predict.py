@@ -62,7 +62,7 @@ def predict_images(
     tile_context: int = DEFAULT_TILE_CONTEXT,
     field_of_view_deg: float = 45.0,
     fov_dir: str | Path | None = None,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
     save_probabilities: bool = False,
     skip_existing: bool = False,
 ) -> list[Prediction]:
@@ -73,8 +73,9 @@ def predict_images(
     the digest the run's features were extracted with. `field_of_view_deg` is the field angle of the camera that
     took the images: it sets their size on the canvas when the run's cache spans a field angle (`canvas_field_deg`).
     `fov_dir` holds a FOV mask per image (`<stem>.<any image suffix>`) used instead of the FOV derived from the
-    photo. `threshold` replaces the members' stored decision thresholds. `skip_existing` leaves images whose
-    outputs all exist as they are (an interrupted run continues).
+    photo. `threshold` replaces the members' stored decision thresholds (a probability, or "otsu": one per image
+    that reads no label). `skip_existing` leaves images whose outputs all exist as they are (an interrupted run
+    continues).
     """
     paths = expand_inputs(images)
     _check_distinct_stems(paths)
@@ -190,6 +191,7 @@ def _predict_one(plan: Prediction, mask_path: Path | None, run: Run, extractor: 
     features = extractor.feature_maps(canvas.image, canvas.fov)
     batch = {f"features/{name}": maps[None] for name, maps in features.items()}
     batch["image"] = head_image(canvas.image, canvas.fov, extractor.config.to_dict())[None]
+    batch["fov"] = canvas.fov[None]
     prob, votes = image_prediction(run, batch)
     probability = (canvas.geometry.to_native(prob) * fov).astype(np.float32)
     mask = canvas.geometry.to_native(votes) > 0.5

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dgss.pipelines.app import app
+from dgss.pipelines.app import app, threshold_value
 
 
 @app.command()
@@ -26,9 +26,10 @@ def predict(
     fov: Annotated[Optional[Path], typer.Option(metavar="MASK_DIR", help="Folder of FOV masks named by image "
                                                 "stem (<stem>.png, .gif, .tif, ...) used instead of the FOV "
                                                 "derived from each photo.")] = None,
-    threshold: Annotated[Optional[float], typer.Option(min=0.001, max=0.999, help="Decision threshold of every "
-                                                       "head; default: each head's own, chosen on the run's source "
-                                                       "validation images.")] = None,
+    threshold: Annotated[Optional[str], typer.Option(metavar="T|otsu", callback=threshold_value, help="Decision threshold of every head, "
+                                                     "0.001 to 0.999, or otsu: a threshold per image and head that "
+                                                     "reads no label; default: each head's own, chosen on the run's "
+                                                     "source validation images.")] = None,
     save_probabilities: Annotated[bool, typer.Option(help="Also write <stem>_prob.tif, the float32 probability at "
                                                           "native resolution.")] = False,
     continue_: Annotated[bool, typer.Option("--continue", help="Skip images whose outputs all exist in --out (an "

@@ -9,7 +9,7 @@ import torch
 
 from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.metrics import MetricAccumulator
-from dgss.aggregate.run import RUN_FILE, load_run
+from dgss.aggregate.run import RUN_FILE, load_run, otsu_threshold
 from dgss.aggregate.training import HeadTrainingConfig, fit_head, segmentation_loss
 from dgss.aggregate.validation import hold_out
 from dgss.store import FeatureStore
@@ -82,6 +82,24 @@ def test_evaluate_uses_the_stored_threshold_unless_one_is_given(aggregate_store,
     assert strict["targets"]["TGT"]["pooled"]["auc_roc"] == stored["targets"]["TGT"]["pooled"]["auc_roc"]
     with pytest.raises(RunError, match="threshold 1.5"):
         load_run(run_dir, threshold=1.5)
+
+
+def test_otsu_thresholds_each_image_inside_its_fov_without_its_labels(aggregate_store, tmp_path):
+    rng = np.random.default_rng(0)
+    fov = np.zeros((20, 20), dtype=bool)
+    fov[2:18, 2:18] = True
+    prob = np.where(rng.random((20, 20)) < 0.2, 0.3, 0.05)  # a dim, well separated vessel class
+    prob[~fov] = 0.99  # outside the FOV: ignored
+    assert 0.05 <= otsu_threshold(prob, fov) < 0.3
+    assert otsu_threshold(np.full((4, 4), 0.2)) == 0.5  # nothing to separate
+    run_dir = fit_head(aggregate_store, ["SRC"], tmp_path / "run", VALIDATED)
+    otsu = evaluate_run(run_dir, None, ["TGT"], tmp_path / "otsu", overlays=0, threshold="otsu")
+    stored = evaluate_run(run_dir, None, ["TGT"], tmp_path / "stored", overlays=0)
+    assert otsu["thresholds"] == "otsu, per image"
+    assert otsu["targets"]["TGT"]["pooled"]["auc_roc"] == stored["targets"]["TGT"]["pooled"]["auc_roc"]
+    assert otsu["targets"]["TGT"]["pooled"]["dice"] != stored["targets"]["TGT"]["pooled"]["dice"]
+    with pytest.raises(RunError, match="'median'.*otsu"):
+        load_run(run_dir, threshold="median")
 
 
 def test_validation_images_count_as_seen_by_evaluate(aggregate_cache, tmp_path):

@@ -234,6 +234,16 @@ def test_threshold_replaces_the_run_s_thresholds(trained_run, photo, tmp_path):
     (low,) = predict_images(trained_run, [photo], tmp_path / "low", threshold=0.001)
     (high,) = predict_images(trained_run, [photo], tmp_path / "high", threshold=0.999)
     assert _mask_pixels(high.mask).sum() < _mask_pixels(low.mask).sum()
+    (otsu,) = predict_images(trained_run, [photo], tmp_path / "otsu", threshold="otsu")
+    assert _mask_pixels(high.mask).sum() <= _mask_pixels(otsu.mask).sum() <= _mask_pixels(low.mask).sum()
+
+
+def test_a_threshold_that_is_neither_a_probability_nor_otsu_is_a_usage_error(trained_run, photo, tmp_path,
+                                                                            monkeypatch, capsys):
+    code, _, err = _run_cli(monkeypatch, capsys, "--run", trained_run, "--out", tmp_path / "out", "--threshold",
+                            "high", photo)
+    assert code == 2 and "'high' is neither" in err and "--threshold" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
 def _stamps(folder) -> dict[str, tuple[int, int]]:
