@@ -19,6 +19,7 @@ over seeds are written as a markdown table (.md) and a chart of Dice and AUC per
 
     .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
     .venv/bin/python bench/dg_protocol.py --store S --variant flips --options=--flips --protocol single-DRIVE --seeds 0
+    .venv/bin/python bench/dg_protocol.py --store S --variant otsu --runs-of default --threshold otsu   # no fitting
 """
 
 from __future__ import annotations
@@ -55,8 +56,18 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def report_name(threshold: str | None) -> str:
+    """The run's evaluation folder for a `dgss evaluate --threshold` (None: the run's own thresholds)."""
+    return "evaluation" if threshold is None else f"evaluation-threshold-{threshold}"
+
+
+def eval_name(threshold: str | None) -> str:
+    """The timing entry of that evaluation."""
+    return "eval_s" if threshold is None else f"eval_s_threshold_{threshold}"
+
+
 def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: list[str], head: str, seed: int,
-            options: list[str], key: str | None) -> dict[str, float]:
+            options: list[str], key: str | None, threshold: str | None = None) -> dict[str, float]:
     """Fit (or resume, or reuse) one run and evaluate it (or reuse its scores); the seconds each took now."""
     timing_file = run_dir / "bench_timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
@@ -64,28 +75,31 @@ def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: 
     if not (run_dir / "run.json").is_file() or "fit_s" not in timing:
         timing["fit_s"] = timed([dgss, "fit-head", "--source", ",".join(sources), "--store", str(store), "--out",
                                  str(run_dir), "--seed", str(seed), "--resume", *keyed, *HEADS[head], *options])
-        timing.pop("eval_s", None)
-    report = run_dir / "evaluation"
-    if not (report / "scores.json").is_file() or "eval_s" not in timing:
-        timing["eval_s"] = timed([dgss, "evaluate", "--run", str(run_dir), "--target", ",".join(targets),
-                                  "--report", str(report), "--overlays", "2"])
+        timing = {"fit_s": timing["fit_s"]}  # every evaluation of the old fit is stale
+    report, eval_key = run_dir / report_name(threshold), eval_name(threshold)
+    if not (report / "scores.json").is_file() or eval_key not in timing:
+        given = [] if threshold is None else ["--threshold", threshold]
+        timing[eval_key] = timed([dgss, "evaluate", "--run", str(run_dir), "--target", ",".join(targets),
+                                  "--report", str(report), "--overlays", "2", *given])
     timing_file.write_text(json.dumps(timing))
     return timing
 
 
 def score_rows(variant: str, protocol: str, head: str, seed: int, run_dir: Path,
-               timing: dict[str, float]) -> list[dict[str, object]]:
+               timing: dict[str, float], threshold: str | None = None) -> list[dict[str, object]]:
     """One row per target of a finished, evaluated run."""
     sources, _ = PROTOCOLS[protocol]
-    scores = json.loads((run_dir / "evaluation" / "scores.json").read_text())
+    scores = json.loads((run_dir / report_name(threshold) / "scores.json").read_text())
+    chosen = scores["thresholds"] if isinstance(scores["thresholds"], str) else scores["thresholds"][0]
     rows = []
     for target, result in scores["targets"].items():
         images = [values["dice"] for values in result["images"].values()]
         rows.append({
             "variant": variant, "protocol": protocol, "target": target, "unseen": target not in sources,
             "head": head, "seed": seed, **{name: round(result["pooled"][name], 4) for name in METRICS},
-            "image_dice_mean": round(statistics.fmean(images), 4), "threshold": scores["thresholds"][0],
-            "n_images": result["n_images"], "fit_s": round(timing["fit_s"], 1), "eval_s": round(timing["eval_s"], 1),
+            "image_dice_mean": round(statistics.fmean(images), 4), "threshold": chosen,
+            "n_images": result["n_images"], "fit_s": round(timing["fit_s"], 1),
+            "eval_s": round(timing[eval_name(threshold)], 1),
         })
     return rows
 
@@ -172,6 +186,10 @@ def main() -> None:
     parser.add_argument("--key", help="extraction key, where the datasets are cached under several")
     parser.add_argument("--variant", default="default", help="name of this setting (runs and rows are kept apart)")
     parser.add_argument("--options", default="", help="extra fit-head options for every head, e.g. '--epochs 20'")
+    parser.add_argument("--runs-of", help="score the runs of this variant (no fitting of its own), e.g. with "
+                        "--threshold")
+    parser.add_argument("--threshold", help="dgss evaluate --threshold (a probability or otsu) instead of each "
+                        "run's own")
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
     parser.add_argument("--head", action="append", choices=sorted(HEADS), help="repeatable [all]")
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
@@ -191,9 +209,13 @@ def main() -> None:
             print(f"budget of {args.budget_minutes} min spent: stopping before {protocol} {head} seed {seed}")
             break
         sources, targets = PROTOCOLS[protocol]
-        run_dir = args.runs / args.variant / protocol / head / f"seed{seed}"
-        timing = run_one(dgss, args.store, run_dir, sources, targets, head, seed, shlex.split(args.options), args.key)
-        rows += score_rows(args.variant, protocol, head, seed, run_dir, timing)
+        run_dir = args.runs / (args.runs_of or args.variant) / protocol / head / f"seed{seed}"
+        if args.runs_of and not (run_dir / "run.json").is_file():
+            print(f"{run_dir}: no finished run of variant {args.runs_of} to score; skipped")
+            continue
+        timing = run_one(dgss, args.store, run_dir, sources, targets, head, seed, shlex.split(args.options), args.key,
+                         args.threshold)
+        rows += score_rows(args.variant, protocol, head, seed, run_dir, timing, args.threshold)
         summary = summarise(merge_csv(args.csv, rows))
         args.csv.with_suffix(".md").write_text(markdown(summary))
         chart(summary, args.csv.with_suffix(".png"))
