@@ -99,3 +99,21 @@ def extract_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny_unet().save_pretrained(folder)
     DDIMScheduler(num_train_timesteps=1000, clip_sample=False).save_config(folder)
     return folder
+
+
+@pytest.fixture
+def dgss_cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """Run the `dgss` console entry point in this process: `dgss_cli(*args)` gives (exit code, stdout, stderr)."""
+    import sys
+
+    from dgss.pipelines.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["dgss", *map(str, args)])
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main()
+        captured = capsys.readouterr()
+        return exited.value.code, captured.out, captured.err
+
+    return run

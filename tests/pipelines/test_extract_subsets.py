@@ -1,12 +1,10 @@
 """`dgss extract --split/--images/--limit`: only the selection is computed, the entry still lists the whole dataset
 (same key), and a later run fills in the rest; a wrong split or id is one line, before the store is touched."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
 from dgss.store.errors import DgssError
@@ -21,16 +19,6 @@ def _request(store: Path, model: Path, **options) -> ExtractionRequest:
 
 def _done(store: Path, key: str) -> list[bool]:
     return FeatureStore(store, create=False).entry(DATASET, key).done().tolist()
-
-
-def _dgss(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    """Run the `dgss` console entry point in this process: exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["dgss", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def test_a_limit_computes_that_many_and_a_later_run_only_the_rest(extract_model_dir, tmp_path):
@@ -60,9 +48,9 @@ def test_a_selection_computes_exactly_its_images(extract_model_dir, tmp_path, op
     assert _done(tmp_path / "f.zarr", summary.key) == expected
 
 
-def test_the_summary_line_says_how_many_were_selected(extract_model_dir, tmp_path, capsys, monkeypatch):
+def test_the_summary_line_says_how_many_were_selected(extract_model_dir, tmp_path, dgss_cli):
     store = tmp_path / "f.zarr"
-    code, out, err = _dgss(capsys, monkeypatch, "extract", "--dataset", DATASET, "--store", str(store),
+    code, out, err = dgss_cli("extract", "--dataset", DATASET, "--store", str(store),
                            "--model", str(extract_model_dir), "--timesteps", "10", "--images", "synthA_002")
     assert code == 0, err
     assert "2 of 4 selected" not in out and "1 of 4 selected, 1 extracted, 0 already done" in out
@@ -77,10 +65,10 @@ def test_the_summary_line_says_how_many_were_selected(extract_model_dir, tmp_pat
     ],
 )
 def test_an_unknown_split_or_id_is_one_line_and_writes_nothing(
-    extract_model_dir, tmp_path, capsys, monkeypatch, arguments, expected
+    extract_model_dir, tmp_path, dgss_cli, arguments, expected
 ):
     store = tmp_path / "f.zarr"
-    code, _, err = _dgss(capsys, monkeypatch, "extract", "--dataset", DATASET, "--store", str(store),
+    code, _, err = dgss_cli("extract", "--dataset", DATASET, "--store", str(store),
                          "--model", str(extract_model_dir), *arguments)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and lines[0].startswith("error: "), err

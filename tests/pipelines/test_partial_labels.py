@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from dgss.pipelines.cli import main
 from dgss.store import FeatureStore
 
 Tree = Callable[[Path, dict[str, str]], Path]
@@ -31,29 +29,19 @@ HRF = {  # labels for 01_g and 02_g only; 03_dr has no FOV mask either
 TARGET = {"images/a.png": "image", "images/b.png": "image", "images/c.png": "image", "labels/b.png": "label"}
 
 
-def _dgss(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    """Run the `dgss` console entry point in this process: exit code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["dgss", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main()
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
-
-
-def _extract(capsys, monkeypatch, model: Path, root: Path, store: Path, dataset: str) -> tuple[int, str, str]:
-    return _dgss(capsys, monkeypatch, "extract", "--dataset", dataset, "--data-root", str(root), "--store",
+def _extract(dgss_cli, model: Path, root: Path, store: Path, dataset: str) -> tuple[int, str, str]:
+    return dgss_cli("extract", "--dataset", dataset, "--data-root", str(root), "--store",
                  str(store), "--model", str(model), "--timesteps", "10")
 
 
 def test_a_partly_labelled_dataset_is_extracted_whole_and_only_its_labels_are_used(
-    extract_model_dir, tmp_path, datasets_tree: Tree, capsys, monkeypatch, caplog
+    extract_model_dir, tmp_path, datasets_tree: Tree, dgss_cli, caplog
 ):
     datasets_tree(tmp_path / "data" / "HRF", HRF)
     target = f"folder:{datasets_tree(tmp_path / 'mine', TARGET)}"
     store = tmp_path / "f.zarr"
     with caplog.at_level(logging.WARNING, logger="dgss"):
-        code, out, err = _extract(capsys, monkeypatch, extract_model_dir, tmp_path / "data", store, "HRF")
+        code, out, err = _extract(dgss_cli, extract_model_dir, tmp_path / "data", store, "HRF")
     assert code == 0, err
     assert "HRF: 2 of 4 images have vessel labels; the other 2 are extracted but neither trained on nor scored " \
            "(1 of them have no FOV mask and get one derived from the image)" in caplog.text
@@ -61,13 +49,13 @@ def test_a_partly_labelled_dataset_is_extracted_whole_and_only_its_labels_are_us
     assert entry.image_ids == ["01_g", "01_h", "02_g", "03_dr"] and entry.done().all()
     assert entry.labelled().tolist() == [True, False, True, False]
     assert not entry.read("native_vessel", 1).any() and entry.read("native_vessel", 0).any()
-    assert _extract(capsys, monkeypatch, extract_model_dir, tmp_path, store, target)[0] == 0
-    code, out, _ = _dgss(capsys, monkeypatch, "info", "--store", str(store))
+    assert _extract(dgss_cli, extract_model_dir, tmp_path, store, target)[0] == 0
+    code, out, _ = dgss_cli("info", "--store", str(store))
     assert code == 0 and "HRF  key" in out and "4/4 images done (2 without a vessel label)" in out
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="dgss"):
-        code, out, err = _dgss(capsys, monkeypatch, "fit-head", "--source", "HRF", "--store", str(store), "--out",
+        code, out, err = dgss_cli("fit-head", "--source", "HRF", "--store", str(store), "--out",
                                str(tmp_path / "run"), "--head", "mlp", "--head-param", "hidden=[8]", "--epochs", "1",
                                "--validation-fraction", "0", "--window", "0")
     assert code == 0, err
@@ -77,7 +65,7 @@ def test_a_partly_labelled_dataset_is_extracted_whole_and_only_its_labels_are_us
 
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="dgss"):
-        code, out, err = _dgss(capsys, monkeypatch, "evaluate", "--run", str(tmp_path / "run"), "--target", target,
+        code, out, err = dgss_cli("evaluate", "--run", str(tmp_path / "run"), "--target", target,
                                "--report", str(tmp_path / "report"), "--overlays", "0")
     assert code == 0, err
     assert f"{target}: 2 of 3 extracted images of split 'all' have no vessel label and are left out; scoring the " \
@@ -87,25 +75,25 @@ def test_a_partly_labelled_dataset_is_extracted_whole_and_only_its_labels_are_us
 
 
 def test_a_dataset_without_any_label_is_refused_in_one_line_and_leaves_no_store(
-    extract_model_dir, tmp_path, datasets_tree: Tree, capsys, monkeypatch
+    extract_model_dir, tmp_path, datasets_tree: Tree, dgss_cli
 ):
     root = datasets_tree(tmp_path / "data" / "HRF", {name: kind for name, kind in HRF.items() if kind != "label"})
     (root / "manual1").mkdir()
-    code, out, err = _extract(capsys, monkeypatch, extract_model_dir, tmp_path / "data", tmp_path / "f.zarr", "HRF")
+    code, out, err = _extract(dgss_cli, extract_model_dir, tmp_path / "data", tmp_path / "f.zarr", "HRF")
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "none of its 4 images has a vessel label" in lines[0], err
     assert not (tmp_path / "f.zarr").exists()
 
 
 def test_a_dataset_refused_at_its_first_file_leaves_no_empty_entry(
-    extract_model_dir, tmp_path, datasets_tree: Tree, datasets_write, capsys, monkeypatch
+    extract_model_dir, tmp_path, datasets_tree: Tree, datasets_write, dgss_cli
 ):
     store = tmp_path / "f.zarr"
     root = datasets_tree(tmp_path / "data" / "HRF", HRF)
     datasets_write(root / "manual1/01_g.tif", "label", shape=(20, 20))  # the first image's label: wrong size
-    code, out, err = _extract(capsys, monkeypatch, extract_model_dir, tmp_path / "data", store, "HRF")
+    code, out, err = _extract(dgss_cli, extract_model_dir, tmp_path / "data", store, "HRF")
     assert code == 1 and "01_g.tif: size 20x20 differs" in err and not store.exists()
     target = f"folder:{datasets_tree(tmp_path / 'mine', TARGET)}"
-    assert _extract(capsys, monkeypatch, extract_model_dir, tmp_path, store, target)[0] == 0
-    code, out, err = _extract(capsys, monkeypatch, extract_model_dir, tmp_path / "data", store, "HRF")
+    assert _extract(dgss_cli, extract_model_dir, tmp_path, store, target)[0] == 0
+    code, out, err = _extract(dgss_cli, extract_model_dir, tmp_path / "data", store, "HRF")
     assert code == 1 and [entry.dataset for entry in FeatureStore(store, create=False).entries()] == [target]
