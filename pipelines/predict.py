@@ -7,6 +7,7 @@ made (same config, checked by the model digest), then fed to the heads; nothing 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +29,9 @@ from dgss.extract.extractor import FeatureExtractor, canvas_fill
 from dgss.extract.preprocess import to_canvas
 from dgss.extract.shipped import resolve_model
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError, ModelError, StoreError
+from dgss.store.errors import DgssError, ModelError
+
+logger = logging.getLogger("dgss")
 
 VESSEL_TINT = np.array([40, 255, 80], dtype=np.float32)
 
@@ -160,14 +163,19 @@ def _extractor(run: Run, run_dir: str | Path, model: str | None, device: str) ->
 
 
 def _recorded_model(store: str, key: str) -> str | None:
-    """The model path/id written into the store entry the run was trained on, when that store is still there."""
+    """The model path/id written into the store entry the run was trained on, when that store can still be read.
+
+    Only a hint: whatever model is chosen must match the run's digest (checked next), so a store that is gone or
+    unreachable (deleted, offline, no credentials for its URL) means the shipped backbone, with a warning.
+    """
     try:
         cache = FeatureStore(store, create=False)
-    except StoreError:
-        return None
-    for info in cache.entries():
-        if info.key == key:
-            return cache.entry(info.dataset, key).attrs.get("model")
+        for info in cache.entries():
+            if info.key == key:
+                return cache.entry(info.dataset, key).attrs.get("model")
+    except Exception as error:  # any fsspec backend's error: the lookup is optional
+        logger.warning("cannot read the run's store %s (%s: %s); using the shipped backbone unless --model is given",
+                       store, type(error).__name__, error)
     return None
 
 

@@ -1,5 +1,6 @@
 """`dgss predict`: new image files -> probability, mask and overlay at their native size, with the run's backbone."""
 
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.extract.datasets import derive_fov, get_dataset
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.pipelines import predict as predict_module
 from dgss.pipelines.predict import predict_images
 from dgss.store import FeatureStore
 from dgss.store.errors import DgssError, ModelError
@@ -61,6 +63,17 @@ def test_another_backbone_is_refused(trained_run, photo, tmp_path, extract_model
     (other / "scheduler_config.json").write_text((other / "scheduler_config.json").read_text().replace("1000", "999"))
     with pytest.raises(ModelError, match="is not the one run"):
         predict_images(trained_run, [photo], tmp_path / "out", model=str(other))
+
+
+def test_an_unreachable_store_falls_back_to_the_shipped_backbone_with_a_warning(trained_run, photo, tmp_path,
+                                                                                monkeypatch, caplog):
+    def denied(*args, **kwargs):
+        raise PermissionError("Access Denied")  # what s3fs raises for a bucket without credentials
+
+    monkeypatch.setattr(predict_module, "FeatureStore", denied)
+    with caplog.at_level(logging.WARNING, logger="dgss"), pytest.raises(ModelError, match="is not the one run"):
+        predict_images(trained_run, [photo], tmp_path / "out")  # the shipped backbone: another digest
+    assert "cannot read the run's store" in caplog.text and "PermissionError: Access Denied" in caplog.text
 
 
 def test_an_unreadable_image_is_one_line(trained_run, tmp_path, capsys, monkeypatch):
