@@ -45,11 +45,12 @@ def extract(
     overwrite: Annotated[bool, typer.Option(help="Recompute images already done.")] = False,
     split: Annotated[Optional[str], typer.Option(help="Extract only this split's images (training, test, ...; see `dgss datasets`).")] = None,
     images: Annotated[Optional[str], typer.Option(help="Comma list of image ids: extract only these.")] = None,
+    labelled_only: Annotated[bool, typer.Option(help="Extract only the images that have a vessel label (a dataset labelled in part is otherwise extracted whole).")] = False,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Extract only the first N images of the selection, in the dataset's order.")] = None,
 ) -> None:
     """Run the frozen UNet once per image and cache block x timestep x band features.
 
-    --split, --images and --limit compute a subset; the store entry still lists every image of the dataset, so a
+    --split, --images, --labelled-only and --limit compute a subset; the store entry still lists every image of the dataset, so a
     later run without them fills in the rest.
     """
     summary = run_extraction(
@@ -76,6 +77,7 @@ def extract(
             overwrite=overwrite,
             split=split,
             images=parse_list(images, str, "image id"),
+            labelled_only=labelled_only,
             limit=limit,
         )
     )

@@ -6,7 +6,7 @@ marker last. A killed run leaves finished images marked done and resumes with th
 share the work: each image is claimed before it is computed, and an image another live run holds is left to it.
 A new entry (or store) is created only once the driver has computed its first image, so a dataset refused at its
 first file leaves nothing behind (two runs that start a new entry together may both compute that one image).
-A subset (`split`, `images`, `limit`) computes only the selected images; the entry still lists the whole dataset,
+A subset (`split`, `images`, `labelled_only`, `limit`) computes only the selected images; the entry still lists the whole dataset,
 so its key is the same and a later run fills in the rest.
 
 Images without a vessel label are extracted like the others and marked so in the store (training and evaluation
@@ -65,6 +65,7 @@ class ExtractionRequest:
     split: str | None = None  # only this split's images
     images: tuple[str, ...] | None = None  # only these image ids
     limit: int | None = None  # only the first `limit` images of the selection, in the reader's order
+    labelled_only: bool = False  # only images with a vessel label (STARE's 400-image archive has 20 labels)
     command: str = field(default_factory=lambda: " ".join(sys.argv))
 
     def __post_init__(self) -> None:
@@ -207,7 +208,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     ids = reader.ids()
     selection = select_images(reader, request)  # a wrong split or id is refused before the store is touched
     labelled = [reader.has_label(image_id) for image_id in ids]
-    note = reader.labels_note()
+    note = None if request.labelled_only else reader.labels_note()  # unlabelled images are not selected then
     if note is not None:
         logger.warning(note)
     store = FeatureStore.if_present(request.store)  # checked now, created once there is an image to write
@@ -305,6 +306,8 @@ def select_images(reader: DatasetReader, request: ExtractionRequest) -> list[int
         _check_known(reader.name, request.split, request.images, pool)
         wanted = set(request.images)
         pool = [image_id for image_id in pool if image_id in wanted]
+    if request.labelled_only:
+        pool = [image_id for image_id in pool if reader.has_label(image_id)]
     if request.limit is not None:
         pool = pool[: request.limit]
     chosen = set(pool)

@@ -29,9 +29,9 @@ HRF = {  # labels for 01_g and 02_g only; 03_dr has no FOV mask either
 TARGET = {"images/a.png": "image", "images/b.png": "image", "images/c.png": "image", "labels/b.png": "label"}
 
 
-def _extract(dgss_cli, model: Path, root: Path, store: Path, dataset: str) -> tuple[int, str, str]:
-    return dgss_cli("extract", "--dataset", dataset, "--data-root", str(root), "--store",
-                 str(store), "--model", str(model), "--timesteps", "10")
+def _extract(dgss_cli, model: Path, root: Path, store: Path, dataset: str, *options: str) -> tuple[int, str, str]:
+    return dgss_cli("extract", "--dataset", dataset, "--data-root", str(root), "--store", str(store), "--model",
+                    str(model), "--timesteps", "10", *options)
 
 
 def test_a_partly_labelled_dataset_is_extracted_whole_and_only_its_labels_are_used(
@@ -72,6 +72,18 @@ def test_a_partly_labelled_dataset_is_extracted_whole_and_only_its_labels_are_us
            "1 labelled" in caplog.text
     scores = json.loads((tmp_path / "report" / "scores.json").read_text())["targets"][target]
     assert (scores["n_images"], scores["unlabelled_images"], list(scores["images"])) == (1, 2, ["b"])
+
+
+def test_labelled_only_extracts_just_the_labelled_images(extract_model_dir, tmp_path, datasets_tree: Tree, dgss_cli,
+                                                         caplog):
+    datasets_tree(tmp_path / "data" / "HRF", HRF)
+    store = tmp_path / "f.zarr"
+    with caplog.at_level(logging.WARNING, logger="dgss"):
+        code, out, err = _extract(dgss_cli, extract_model_dir, tmp_path / "data", store, "HRF", "--labelled-only")
+    assert code == 0, err
+    assert "HRF: key" in out and "2 of 4 selected, 2 extracted" in out and "have vessel labels" not in caplog.text
+    entry = FeatureStore(store, create=False).entry("HRF")
+    assert entry.done().tolist() == [True, False, True, False] and entry.labelled()[[0, 2]].all()
 
 
 def test_a_dataset_without_any_label_is_refused_in_one_line_and_leaves_no_store(
