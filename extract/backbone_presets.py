@@ -7,6 +7,7 @@ exactly what was trained, and `--resume` can refuse a config that differs from t
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from dgss.store.errors import ModelError
 
 PREDICTION_TYPES = ("epsilon", "sample")
+LR_SCHEDULES = ("constant", "cosine")
 
 # Fields that may change between an interrupted run and its `--resume` without changing the weights it produces.
 RESUMABLE_FIELDS = frozenset({
@@ -74,6 +76,8 @@ class BackboneTrainingConfig:
     steps: int
     batch_size: int
     lr: float
+    lr_schedule: str = "constant"  # "cosine": down to 0 at `steps`, after the warm-up (see learning_rate)
+    lr_warmup_steps: int = 0  # linear ramp up to lr over the first steps
     ema_decay: float
     grad_clip: float = 1.0
     checkpoint_every: int
@@ -87,6 +91,10 @@ class BackboneTrainingConfig:
         levels = len(self.block_out_channels)
         if self.prediction_type not in PREDICTION_TYPES:
             raise ModelError(f"prediction_type {self.prediction_type!r} is unknown; use one of {PREDICTION_TYPES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ModelError(f"lr_schedule {self.lr_schedule!r} is unknown; use one of {LR_SCHEDULES}")
+        if self.lr_warmup_steps < 0:
+            raise ModelError(f"lr_warmup_steps must be 0 or more, got {self.lr_warmup_steps}")
         if levels < 1 or any(c <= 0 or c % self.norm_num_groups for c in self.block_out_channels):
             raise ModelError(
                 f"block_out_channels {self.block_out_channels} must be positive multiples of "
@@ -132,6 +140,14 @@ class BackboneTrainingConfig:
         return cls(**{key: tuple(value) if isinstance(value, list) else value
                       for key, value in data.items() if key not in RETIRED_FIELDS})
 
+    @classmethod
+    def complete_record(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A saved config dict with the fields it lacks at their defaults: a run recorded before a field existed
+        was trained as its default says (no `lr_schedule`: constant), so `--resume` compares it as such."""
+        defaults = {field.name: _to_json(field.default) for field in dataclasses.fields(cls)
+                    if field.default is not dataclasses.MISSING}
+        return {**defaults, **data}
+
     def attention_resolutions(self) -> tuple[int, ...]:
         """Feature-map sizes (pixels) at which self-attention runs, for the model card."""
         return tuple(self.resolution // 2**level for level in sorted(self.attention_levels))
@@ -164,6 +180,21 @@ def build_unet(config: BackboneTrainingConfig) -> UNet2DModel:
         downsample_type="resnet" if config.resnet_updown else "conv",
         upsample_type="resnet" if config.resnet_updown else "conv",
     )
+
+
+def learning_rate(config: BackboneTrainingConfig, step: int) -> float:
+    """The learning rate of (0-based) optimizer step `step`: a function of the step alone, so that a resumed run
+    follows the schedule of one that never stopped.
+
+    A linear warm-up reaches `lr` at step `lr_warmup_steps - 1`; then "constant" holds it and "cosine" follows half
+    a cosine from `lr` to 0 at step `steps` (the usual DDPM/ADM recipe; its end is the run's planned length).
+    """
+    if step < config.lr_warmup_steps:
+        return config.lr * (step + 1) / config.lr_warmup_steps
+    if config.lr_schedule == "constant":
+        return config.lr
+    progress = (step - config.lr_warmup_steps) / max(1, config.steps - config.lr_warmup_steps)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def _schedule(config: BackboneTrainingConfig) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,11 +33,16 @@ from dgss.extract.backbone_presets import (
     BackboneTrainingConfig,
     build_noise_scheduler,
     build_unet,
+    learning_rate,
 )
 from dgss.extract.device import check_device
 from dgss.store.errors import ConfigMismatchError, DatasetError, RunError
 
 __all__ = ["ImagePool", "train_backbone", "training_batch"]
+
+# What a time budget counts: wall-clock seconds, or this process's CPU seconds (all its threads), which stay equal
+# between runs that share a machine with other work.
+_BUDGET_CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
@@ -76,7 +82,8 @@ def _restore(checkpoint: Path, model: UNet2DModel, ema: UNet2DModel, optimizer: 
 
 def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler: DDPMScheduler,
                 config: BackboneTrainingConfig, clean: torch.Tensor, step: int) -> float:
-    """One denoising step on (batch, rgb, y, x) images; noise and timesteps drawn from (seed, step)."""
+    """One denoising step on (batch, rgb, y, x) images; noise, timesteps and learning rate a function of
+    (seed, step)."""
     device = next(model.parameters()).device
     generator = _step_generator(config.seed, step)
     noise = torch.randn(clean.shape, generator=generator)
@@ -89,6 +96,8 @@ def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, step)
     optimizer.step()
     return loss.item()
 
@@ -116,6 +125,7 @@ def _check_resume(out: Path, config: BackboneTrainingConfig, pool: ImagePool) ->
             f"--resume: {saved_path} is missing; {out} is not a train-diffusion output, run without --resume"
         )
     saved = json.loads(saved_path.read_text())
+    recorded = BackboneTrainingConfig.complete_record(saved["config"])
     sources = list(pool.counts)
     # Fingerprints name the files, not the folder: a run folder copied to another machine finds its pool there.
     # Runs recorded before dgss kept them compare the source names.
@@ -129,11 +139,16 @@ def _check_resume(out: Path, config: BackboneTrainingConfig, pool: ImagePool) ->
             "sources in the same order (a folder may move, but must hold the same files)"
         )
     wanted = config.to_dict()
-    for name, value in saved["config"].items():
+    for name, value in recorded.items():
         if name in wanted and name not in RESUMABLE_FIELDS and wanted[name] != value:
             raise ConfigMismatchError(
                 f"--resume: {name} was {value!r} in {saved_path}, now {wanted[name]!r}; pass the same value"
             )
+    if config.lr_schedule == "cosine" and recorded["steps"] != config.steps:
+        raise ConfigMismatchError(
+            f"--resume: steps was {recorded['steps']} in {saved_path}, now {config.steps}; a cosine learning rate "
+            "ends at the run's steps, pass the same value"
+        )
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -152,7 +167,7 @@ def _hardware(device: torch.device) -> str:
 
 def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_dir: str | Path,
                    resume: bool = False, *, data_root: str | Path | None = None,
-                   time_budget_s: float | None = None) -> Path:
+                   time_budget_s: float | None = None, budget_clock: Literal["wall", "cpu"] = "wall") -> Path:
     """Train (or continue training) a diffusion backbone and save it as a diffusers folder.
 
     Parameters
@@ -177,13 +192,18 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         after the current step (at least one per call) with a checkpoint and the outputs written at that step,
         and one line says so; `resume` continues exactly. Writing them takes extra time: sampling
         `config.sample_count` images with `config.sample_steps` DDIM steps.
+    budget_clock
+        What `time_budget_s` counts: "wall" seconds, or "cpu" seconds of this process (all threads), which give
+        runs on a shared machine equal compute. Every piece records both (`wall_s`, `cpu_s`) in the checkpoint.
 
     Returns
     -------
     Path
         `out_dir`, loadable with `UNet2DModel.from_pretrained` and `DDIMScheduler.from_pretrained`.
     """
-    call_started = time.perf_counter()
+    call_started, cpu_started = time.perf_counter(), time.process_time()
+    clock = _BUDGET_CLOCKS[budget_clock]
+    budget_started = clock()
     out = Path(out_dir)
     # Folders by absolute path, so that a resume from another working directory sees the same sources.
     sources = [str(Path(source).resolve()) if Path(source).is_dir() else source for source in sources]
@@ -226,9 +246,9 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         progress.update(1)
         progress.set_postfix(loss=f"{loss:.4f}")
         spent = time.perf_counter() - call_started
-        out_of_time = time_budget_s is not None and spent >= time_budget_s
+        out_of_time = time_budget_s is not None and clock() - budget_started >= time_budget_s
         if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps or out_of_time:
-            piece.update(end=state["step"], wall_s=spent)
+            piece.update(end=state["step"], wall_s=spent, cpu_s=time.process_time() - cpu_started)
             state["wall_s"] = wall_before + spent
             save_checkpoint(out, {**state, "model": model.state_dict(), "ema": ema.state_dict(),
                                   "optimizer": optimizer.state_dict()})
@@ -237,6 +257,7 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
             break
     progress.close()
     if state["step"] < config.steps:
-        print(f"train-diffusion: time budget of {time_budget_s / 60:.3g} min spent at step {state['step']} of "
+        kind = "CPU-time budget" if budget_clock == "cpu" else "time budget"
+        print(f"train-diffusion: {kind} of {time_budget_s / 60:.3g} min spent at step {state['step']} of "
               f"{config.steps}; checkpoint and model saved in {out}, --resume continues", flush=True)
     return out

@@ -20,6 +20,11 @@ class Prediction(StrEnum):
     sample = "sample"
 
 
+class LrSchedule(StrEnum):
+    constant = "constant"
+    cosine = "cosine"
+
+
 @app.command("train-diffusion")
 def train_diffusion(
     source: Annotated[
@@ -40,6 +45,11 @@ def train_diffusion(
         min=1, help="Total optimizer steps; with --resume the new total (default: the preset's).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step (default: the preset's).")] = None,
     lr: Annotated[float | None, typer.Option(min=0, help="AdamW learning rate (default: the preset's).")] = None,
+    lr_schedule: Annotated[LrSchedule, typer.Option(
+        help="constant, or cosine: from --lr down to 0 at the last of --steps (resume it with the same --steps)."
+    )] = LrSchedule.constant,
+    lr_warmup_steps: Annotated[int, typer.Option(
+        min=0, help="Steps of a linear ramp up to --lr before the schedule (default: none).")] = 0,
     prediction_type: Annotated[
         Prediction, typer.Option(help="Network target: sample (x0, as in the paper) or epsilon.")
     ] = Prediction.sample,
@@ -76,6 +86,8 @@ def train_diffusion(
         steps=steps,
         batch_size=batch_size,
         lr=lr,
+        lr_schedule=lr_schedule.value,
+        lr_warmup_steps=lr_warmup_steps,
         prediction_type=prediction_type.value,
         checkpoint_every=checkpoint_every,
         sample_count=sample_count,

@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.main import get_group
 
-from dgss.extract.backbone_presets import PRESETS, BackboneTrainingConfig, build_unet
+from dgss.extract.backbone_presets import PRESETS, BackboneTrainingConfig, build_unet, learning_rate
 from dgss.extract import backbone_training
 from dgss.extract.appearance import load_appearance
 from dgss.extract.backbone_training import ImagePool, train_backbone, training_batch
@@ -131,8 +131,9 @@ def test_a_run_folder_copied_to_another_machine_resumes_with_the_pool_found_ther
 
 
 def test_a_run_folder_of_an_older_dgss_resumes_from_its_newest_step_file(full_run, photo_folder, tmp_path):
-    """Older runs kept the last two `step-XXXXXXXX.pt` files, no pieces, no source fingerprints and a
-    `keep_checkpoints` field: the newest file is read, and `latest.pt` then replaces both."""
+    """Older runs kept the last two `step-XXXXXXXX.pt` files, no pieces, no source fingerprints, no learning-rate
+    schedule (constant) and a `keep_checkpoints` field: the newest file is read, and `latest.pt` then replaces
+    both; asking such a run for a cosine schedule is refused."""
     out = tmp_path / "model"
     sources = [SYNTH, str(photo_folder)]
     train_backbone(_tiny(steps=3), sources, out)
@@ -146,11 +147,48 @@ def test_a_run_folder_of_an_older_dgss_resumes_from_its_newest_step_file(full_ru
     record = json.loads((out / "training.json").read_text())
     del record["fingerprints"]
     record["config"]["keep_checkpoints"] = 2
+    del record["config"]["lr_schedule"], record["config"]["lr_warmup_steps"]
     (out / "training.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigMismatchError, match="lr_schedule was 'constant'") as error:
+        train_backbone(_tiny(lr_schedule="cosine"), sources, out, resume=True)
+    _one_line(error)
     train_backbone(_tiny(), sources, out, resume=True)
     assert sorted(p.name for p in folder.iterdir()) == ["latest.pt"]
     assert _same_weights(out, full_run)
     assert "hardware not recorded" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_learning_rate_schedules_at_a_few_steps():
+    constant = _tiny(lr=1e-3)
+    assert [learning_rate(constant, step) for step in (0, 3, 5)] == [1e-3] * 3
+    warm = _tiny(lr=1e-3, lr_warmup_steps=4)
+    assert [learning_rate(warm, step) for step in (0, 1, 3, 5)] == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-3])
+    # Cosine over steps 2..9 after 2 warm-up steps: half-way at step 6, nearly 0 at the last step.
+    cosine = _tiny(lr=1e-3, steps=10, lr_schedule="cosine", lr_warmup_steps=2)
+    assert [learning_rate(cosine, step) for step in (0, 1, 2, 6, 9)] == pytest.approx(
+        [5e-4, 1e-3, 1e-3, 5e-4, 1e-3 * (1 - np.cos(np.pi / 8)) / 2])
+    assert learning_rate(_tiny(lr=1e-3, steps=4, lr_schedule="cosine"), 0) == 1e-3
+
+
+def test_a_cosine_run_resumes_exactly_and_only_with_its_steps(full_run, photo_folder, tmp_path, capsys):
+    """Three pieces of a CPU-time budget give the weights of the uninterrupted cosine run (the rate is a function of
+    the step, not kept state), which differ from the constant run's; its end cannot move on resume."""
+    sources = [SYNTH, str(photo_folder)]
+    config = _tiny(lr_schedule="cosine", lr_warmup_steps=2)
+    whole = train_backbone(config, sources, tmp_path / "whole")
+    assert not _same_weights(whole, full_run)
+    assert json.loads((whole / "training.json").read_text())["config"]["lr_schedule"] == "cosine"
+    out = tmp_path / "pieces"
+    train_backbone(config, sources, out, time_budget_s=0, budget_clock="cpu")
+    assert "CPU-time budget of 0 min spent at step 1 of 6" in capsys.readouterr().out
+    train_backbone(config, sources, out, resume=True, time_budget_s=0, budget_clock="cpu")
+    with pytest.raises(ConfigMismatchError, match="steps was 6") as error:
+        train_backbone(_tiny(lr_schedule="cosine", lr_warmup_steps=2, steps=8), sources, out, resume=True)
+    _one_line(error)
+    train_backbone(config, sources, out, resume=True)
+    assert _same_weights(out, whole)
+    pieces = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["pieces"]
+    assert [piece["end"] for piece in pieces] == [1, 2, 6] and all(piece["cpu_s"] > 0 for piece in pieces)
 
 
 def test_a_run_killed_between_checkpoints_resumes_exactly(full_run, photo_folder, tmp_path, monkeypatch):
@@ -296,12 +334,14 @@ def test_cli_trains_in_pieces_of_a_time_budget_and_refuses_a_used_folder(photo_f
     out = tmp_path / "cli"
     args = ["train-diffusion", "--source", str(photo_folder), "--out", str(out), "--resolution", "32",
             "--steps", "2", "--batch-size", "1", "--prediction-type", "epsilon", "--sample-count", "1",
-            "--sample-steps", "2"]
+            "--sample-steps", "2", "--lr-schedule", "cosine", "--lr-warmup-steps", "1"]
     cli = get_group(app)  # a group even while this is the only command registered
     stopped = CliRunner().invoke(cli, [*args, "--time-budget", "0"])
     assert stopped.exit_code == 0, stopped.output
     assert "time budget of 0 min spent at step 1 of 2" in stopped.output
     assert DDIMScheduler.from_pretrained(out).config.prediction_type == "epsilon"
+    recorded = json.loads((out / "training.json").read_text())["config"]
+    assert (recorded["lr_schedule"], recorded["lr_warmup_steps"]) == ("cosine", 1)
     again = CliRunner().invoke(cli, args)
     assert isinstance(again.exception, DgssError) and "--resume" in str(again.exception)
     finished = CliRunner().invoke(cli, [*args, "--resume", "--time-budget", "60"])
