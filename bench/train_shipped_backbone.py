@@ -21,35 +21,27 @@ where returned files are limited in size (16 MiB each, say), pack it in parts wi
 `tar -C bench/runs -cf - NAME | split -b 15m - OUT/NAME.tar.` and unpack with `cat NAME.tar.* | tar -x -C bench/runs`.
 A piece on CUDA (bf16 autocast) continues a CPU run exactly in its data and noise, not bit for bit in arithmetic.
 
-The recipe is chosen for feature quality per unit of CPU: a four-level UNet (32, 64, 64, 128 channels, no
-attention, so the default coarse/middle/fine blocks sit at strides 8, 4, 2) trained on 64 px crops cut from FOV
-squares of 512 px, the scale features are extracted at, so it learns vessels at their real width. No evaluation
-dataset is read.
+The recipe is fundus-pool-v1's unless `--recipe NAME` names another candidate of bench/backbone_recipes.py (the
+table bench/backbone_sweep.py compares at equal CPU time): train the sweep's winner long with
+
+    OMP_NUM_THREADS=1 python bench/train_shipped_backbone.py --pool POOL --name fundus-pool-v2 --recipe NAME \
+        --steps 20000 --time-budget-minutes 120
+
+(a cosine recipe decays over --steps: pass the same --steps to every piece). No evaluation dataset is read.
 """
 
 import argparse
 from pathlib import Path
 
+from backbone_recipes import BASELINE, CANDIDATES, recipe  # bench/ is on sys.path when a bench script runs
 from dgss.extract.backbone_outputs import TRAINING_FILE
 from dgss.extract.backbone_presets import BackboneTrainingConfig
 from dgss.extract.backbone_training import train_backbone
 from dgss.extract.shipped import ship_backbone
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
-SHIPPED_RECIPE = dict(
-    block_out_channels=(32, 64, 64, 128),
-    layers_per_block=1,
-    norm_num_groups=8,
-    resolution=64,
-    image_size=512,
-    batch_size=16,
-    lr=2e-4,
-    ema_decay=0.999,
-    prediction_type="epsilon",
-    # Checkpoint and card: 8 samples of 50 DDIM steps cost 15-25 s on 2 CPU cores, under 3% of 1000 steps.
-    checkpoint_every=1000,
-    seed=0,
-)
+# Checkpoint and card: 8 samples of 50 DDIM steps cost 15-25 s on 2 CPU cores, under 3% of 1000 steps.
+RUN_SETTINGS = dict(checkpoint_every=1000)
 
 
 def main() -> None:
@@ -57,13 +49,16 @@ def main() -> None:
     parser.add_argument("--pool", type=Path, required=True, help="flat folder of unlabelled fundus photos")
     parser.add_argument("--name", default="fundus-pool-v2", help="the backbone's name: run folder and shipped folder")
     parser.add_argument("--out", type=Path, help="run folder (default: bench/runs/NAME)")
+    parser.add_argument("--recipe", choices=list(CANDIDATES), default=BASELINE,
+                        help=f"a recipe of bench/backbone_recipes.py (default: {BASELINE}, fundus-pool-v1's)")
     parser.add_argument("--steps", type=int, default=20000, help="total steps of the run (default: 20000)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast)")
     parser.add_argument("--time-budget-minutes", type=float, help="stop this piece once it has trained so long")
     parser.add_argument("--ship", action="store_true", help="then copy the model to extract/backbones/NAME")
     args = parser.parse_args()
     out = args.out or RUNS_DIR / args.name
-    config = BackboneTrainingConfig.from_preset("tiny", steps=args.steps, device=args.device, **SHIPPED_RECIPE)
+    config = BackboneTrainingConfig.from_preset("tiny", steps=args.steps, device=args.device, **RUN_SETTINGS,
+                                                **recipe(args.recipe))
     budget_s = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
     resume = (out / TRAINING_FILE).is_file()
     train_backbone(config, [str(args.pool)], out, resume=resume, time_budget_s=budget_s)

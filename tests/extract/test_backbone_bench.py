@@ -1,7 +1,8 @@
-"""bench/train_shipped_backbone.py: the same command trains piece after piece into the named run folder, then ships
-it under that name (with the recipe shrunk, so that a piece takes a second)."""
+"""bench/train_shipped_backbone.py: the same command trains piece after piece into the named run folder with the
+recipe it names, then ships it under that name (with the recipe shrunk, so that a piece takes a second)."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from dgss.extract import shipped
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "train_shipped_backbone.py"
 
 
-def _load_script():
+def _load_script(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when the script runs: its sibling modules import
     spec = importlib.util.spec_from_file_location("train_shipped_backbone", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -27,15 +29,14 @@ def test_the_script_continues_its_named_run_piece_by_piece_then_ships_it(tmp_pat
     rng = np.random.default_rng(0)
     for i in range(3):
         Image.fromarray(rng.integers(40, 255, (40, 48, 3), dtype=np.uint8)).save(pool / f"{i}.png")
-    script = _load_script()
+    script = _load_script(monkeypatch)
     monkeypatch.setattr(script, "RUNS_DIR", tmp_path / "runs")
-    monkeypatch.setattr(script, "SHIPPED_RECIPE", dict(
-        block_out_channels=(8, 16), resolution=32, image_size=36, batch_size=1, checkpoint_every=10,
-        sample_count=1, sample_steps=1,
-    ))
+    monkeypatch.setattr(script, "RUN_SETTINGS", dict(checkpoint_every=10, sample_count=1, sample_steps=1))
+    tiny = dict(block_out_channels=(8, 16), norm_num_groups=8, resolution=32, image_size=36, batch_size=1)
+    monkeypatch.setattr(script, "recipe", lambda name: {**script.CANDIDATES[name].overrides, **tiny})
     monkeypatch.setattr(shipped, "BACKBONES_DIR", tmp_path / "backbones")
-    command = ["train_shipped_backbone.py", "--pool", str(pool), "--name", "fundus-test", "--steps", "3",
-               "--time-budget-minutes", "0"]
+    command = ["train_shipped_backbone.py", "--pool", str(pool), "--name", "fundus-test", "--recipe", "cosine",
+               "--steps", "3", "--time-budget-minutes", "0"]
     run = tmp_path / "runs" / "fundus-test"
     for step in (1, 2):
         monkeypatch.setattr(sys, "argv", command)
@@ -47,3 +48,4 @@ def test_the_script_continues_its_named_run_piece_by_piece_then_ships_it(tmp_pat
     assert "--model fundus-test" in capsys.readouterr().out
     assert (tmp_path / "backbones" / "fundus-test" / "config.json").is_file()
     assert "steps: 3 of 3," in (tmp_path / "backbones" / "fundus-test" / "MODEL_CARD.md").read_text()
+    assert json.loads((run / "training.json").read_text())["config"]["lr_schedule"] == "cosine"
