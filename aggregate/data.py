@@ -25,8 +25,8 @@ from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import crop, sample_windows
 from dgss.store import Entry
 from dgss.store.errors import StoreError
+from dgss.store.schema import FEATURE_PREFIX
 
-FEATURE_PREFIX = "features/"
 logger = logging.getLogger("dgss")
 
 

@@ -36,6 +36,7 @@ from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import tiled_logits
 from dgss.store.errors import RunError
+from dgss.store.schema import FEATURE_PREFIX
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
@@ -246,7 +247,7 @@ def batch_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str,
         tensor = torch.from_numpy(np.asarray(value)) if isinstance(value, np.ndarray) else value
         if not isinstance(tensor, torch.Tensor):
             continue
-        widen = tensor.is_floating_point() and not name.startswith("features/")
+        widen = tensor.is_floating_point() and not name.startswith(FEATURE_PREFIX)
         moved[name] = tensor.to(device=device, dtype=torch.float32 if widen else None)
     return moved
 

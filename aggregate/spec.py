@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dgss.store.errors import StoreError
+from dgss.store.schema import feature_array
 
 LEVEL_ORDER = ("coarse", "middle", "fine")
 BAND_NAMES = {"haar": ("LL", "LH", "HL", "HH"), "none": ("raw",)}
@@ -130,7 +131,7 @@ class CacheSpec:
     @staticmethod
     def feature_key(block: BlockSpec) -> str:
         """Batch and store key of ``block``'s features."""
-        return f"features/{block.name}"
+        return feature_array(block.name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"blocks": [b.to_dict() for b in self.blocks], "timesteps": list(self.timesteps),

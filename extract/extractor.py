@@ -25,6 +25,7 @@ from dgss.extract.preprocess import cut_tiles, image_tensor, stitch_tiles, tile_
 from dgss.store import ArraySpec
 from dgss.store.errors import ModelError
 from dgss.store.geometry import Geometry
+from dgss.store.schema import feature_array
 
 if TYPE_CHECKING:
     from dgss.extract.datasets import Sample
@@ -128,7 +129,7 @@ class FeatureExtractor:
         steps, bands, canvas = len(self.config.timesteps), len(band_names(self.config.bands)), self.config.canvas_size
         shrink = 2 if self.config.bands == "haar" else 1
         arrays = {
-            f"features/{info.name}": ArraySpec(
+            feature_array(info.name): ArraySpec(
                 shape=(steps, bands, info.channels, info.height // shrink, info.width // shrink),
                 dtype="float16",
                 dims=("timestep", "band", f"{info.name}.channel", f"{info.name}.y", f"{info.name}.x"),
@@ -184,7 +185,7 @@ class FeatureExtractor:
             fill=canvas_fill(self.config.canvas_field_deg, field_of_view_deg),
         )
         features = self.feature_maps(canvas.image, canvas.fov)
-        arrays = {f"features/{name}": maps for name, maps in features.items()}
+        arrays = {feature_array(name): maps for name, maps in features.items()}
         arrays["image"] = canvas.image
         arrays["vessel"] = canvas.vessel
         arrays["fov"] = canvas.fov

@@ -30,6 +30,7 @@ from dgss.extract.preprocess import to_canvas
 from dgss.extract.shipped import resolve_model
 from dgss.store import FeatureStore
 from dgss.store.errors import DgssError, ModelError
+from dgss.store.schema import feature_array
 
 logger = logging.getLogger("dgss")
 
@@ -197,7 +198,7 @@ def _predict_one(plan: Prediction, mask_path: Path | None, run: Run, extractor: 
     canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
                        fov_crop=extractor.config.fov_crop, fill=fill)
     features = extractor.feature_maps(canvas.image, canvas.fov)
-    batch = {f"features/{name}": maps[None] for name, maps in features.items()}
+    batch = {feature_array(name): maps[None] for name, maps in features.items()}
     batch["image"] = head_image(canvas.image, canvas.fov, extractor.config.to_dict())[None]
     batch["fov"] = canvas.fov[None]
     prob, votes = image_prediction(run, batch)

@@ -26,6 +26,8 @@ DONE_LABELLED = 1
 DONE_UNLABELLED = 2
 """`done` marker of an image written without a vessel label (its vessel arrays are all False): never trained on or
 scored. Written in the marker itself, so an image's label state lands in the same write as its completion."""
+FEATURE_PREFIX = "features/"
+"""Name prefix of the feature arrays: one array per tapped block, `features/<block>` (see `feature_array`)."""
 CHECKSUM_ARRAY = "checksums"
 """Per image, a CRC-32 of each array (image, array) uint32, written before `done`; entries made before it lack it."""
 
@@ -100,3 +102,8 @@ class ArraySpec:
     def from_dict(cls, data: dict[str, Any]) -> "ArraySpec":
         """Inverse of :meth:`to_dict`."""
         return cls(shape=tuple(data["shape"]), dtype=data["dtype"], dims=tuple(data["dims"]))
+
+
+def feature_array(block: str) -> str:
+    """The name of a block's feature array in an entry (and of its tensor in a batch)."""
+    return f"{FEATURE_PREFIX}{block}"

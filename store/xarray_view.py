@@ -12,9 +12,8 @@ import xarray as xr
 
 from dgss.store.entry import Entry
 from dgss.store.feature_store import FeatureStore, StoreLike
-from dgss.store.schema import IMAGE_DIM
+from dgss.store.schema import FEATURE_PREFIX, IMAGE_DIM
 
-FEATURE_PREFIX = "features/"
 
 
 def open(path: StoreLike, dataset: str, key: str | None = None) -> xr.Dataset:  # noqa: A001  (mirrors xr.open_*)
