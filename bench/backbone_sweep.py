@@ -22,12 +22,18 @@ folder is scored with these probe settings, including those of another --candida
 The real sweep, on 2 cores: two processes of one thread each, v1 before cosine (which takes v1's steps):
 
     nice -n 19 env OMP_NUM_THREADS=1 python bench/backbone_sweep.py --minutes-per-candidate 20 \\
-        --candidates v1,cosine,x0,wide --pixels-per-image 10000 &
+        --candidates v1,cosine,wide --pixels-per-image 10000 &
     nice -n 19 env OMP_NUM_THREADS=1 python bench/backbone_sweep.py --minutes-per-candidate 20 \\
-        --candidates deep,crop128,attention --pixels-per-image 10000; wait
+        --candidates deep,crop128,attention,x0 --pixels-per-image 10000; wait
 
-(--pixels-per-image 10000 as in bench/results/backbone_probe.txt, where the shipped v1 scored CHASE_DB1 Dice 0.603).
-Then run the first command once more alone for the whole table, and train the winner long:
+(--pixels-per-image 10000 as in bench/results/backbone_probe.txt, where the shipped v1 scored CHASE_DB1 Dice 0.603
+after 45 min). About 2 h on 2 idle cores: 20 min per candidate, of which decoding the 2,755-photo pool takes
+1.3, plus a probe of 6 min (v1's size) to 20 min (wide). One thread of a loaded 2-core CPU took 1.5 CPU s per step
+for v1, crop128, attention, x0 and cosine, 2.8 for deep, 5.6 for wide (v1's own run: 0.83 s), so 20 minutes give
+wide 200-400 steps and v1 750-1,400 (it shipped after 3,250): short budgets favour small models.
+--minutes-per-candidate 45 gives every candidate v1's budget (the v1 candidate then follows the shipped run step for
+step: a constant rate does not depend on the planned length) for about 4 h. Then run either command once more for
+the whole table, and train the winner long:
 
     OMP_NUM_THREADS=1 python bench/train_shipped_backbone.py --pool POOL --name fundus-pool-v2 --recipe NAME \\
         --steps 20000 --time-budget-minutes 120
