@@ -29,7 +29,7 @@ import tempfile
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -382,7 +382,7 @@ def write_csv(path: Path, results: list[ProbeResult], targets: list[str], args: 
                              *settings.values()])
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="diffusers UNet2DModel folder (as for dgss extract)")
     parser.add_argument("--canvas", type=int, default=512, help="canvas side in pixels; scores are at this size")
@@ -401,7 +401,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("bench/results/backbone_probe.csv"))
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def main() -> None:

@@ -45,12 +45,10 @@ import argparse
 import csv
 import functools
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
@@ -136,8 +134,7 @@ def train_candidate(name: str, pool: Path, runs_dir: Path, budget_s: float) -> d
 def probe_options(extra: Sequence[str]) -> argparse.Namespace:
     """The probe's own parser reads the options the sweep does not know, so the scores follow its protocol and its
     defaults exactly (its --model is the candidate's run, filled in when scoring)."""
-    with mock.patch.object(sys, "argv", ["backbone_probe.py", "--model", "", *extra]):
-        return backbone_probe.parse_args()
+    return backbone_probe.parse_args(["--model", "", *extra])
 
 
 def probe_settings(options: argparse.Namespace) -> dict[str, Any]:

@@ -132,6 +132,7 @@ def model_card(name: str, config: BackboneTrainingConfig, counts: dict[str, int]
     attention = ", ".join(f"{r} px" for r in config.attention_resolutions()) or "no level"
     data = "\n".join(f"- `{source}`: {count} images" for source, count in counts.items())
     unfinished = "" if state["step"] >= config.steps else " (unfinished: `--resume` continues)"
+    warmup = f", {config.lr_warmup_steps} warm-up steps" if config.lr_warmup_steps else ""
     pieces = "\n".join(
         f"  - steps {piece['start']} to {piece['end']}: {_duration(piece['wall_s'])} on {piece['hardware']}"
         for piece in state["pieces"]
@@ -172,7 +173,7 @@ crops and left-right flips
 
 ## Training
 - steps: {state['step']} of {config.steps}{unfinished}, batch {config.batch_size}, resolution {config.resolution}, \
-AdamW lr {config.lr}, grad clip {config.grad_clip}, seed {config.seed}
+AdamW lr {config.lr} ({config.lr_schedule}{warmup}), grad clip {config.grad_clip}, seed {config.seed}
 - final loss (mean of the last {min(len(losses), 100)} steps): {final_loss:.5f}
 - wall time: {_duration(state['wall_s'])}, in {len(state['pieces'])} piece(s):
 {pieces}
