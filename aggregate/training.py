@@ -29,7 +29,7 @@ from dgss.aggregate.heads import build_head, head_uses_features
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, batch_to_device, head_file_name, load_head_weights,
                                 prepare_out_dir, write_head, write_run)
 from dgss.aggregate.spec import CacheSpec
-from dgss.aggregate.validation import ValidationScore, hold_out, score_validation
+from dgss.aggregate.validation import hold_out, score_validation
 from dgss.aggregate.windows import window_side
 from dgss.store import Entry, FeatureStore, store_location
 from dgss.store.errors import DgssError, StoreError
@@ -216,8 +216,8 @@ def _selection(history: list[dict[str, Any]]) -> dict[str, Any]:
     without validation), and every validation score."""
     if not history:
         return {"epoch": None, "threshold": DEFAULT_THRESHOLD, "history": []}
-    best = ValidationScore(**max(history, key=lambda seen: seen["dice"]))  # the first of equal scores
-    return {"epoch": best.epoch, "threshold": best.threshold, "history": history}
+    best = max(history, key=lambda seen: seen["dice"])  # the first of equal scores
+    return {"epoch": best["epoch"], "threshold": best["threshold"], "history": history}
 
 
 def epoch_seed(seed: int, member: int, epoch: int) -> int:
