@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from diffusers import DDIMScheduler, UNet2DModel
+from PIL import Image
 
 from dgss.extract.backbone import Backbone, load_backbone
 
@@ -24,3 +26,14 @@ def extract_backbone(extract_model_dir: Path) -> Backbone:
 @pytest.fixture(scope="session")
 def extract_x0_backbone(extract_pipeline_dir: Path) -> Backbone:
     return load_backbone(extract_pipeline_dir)
+
+
+@pytest.fixture
+def photo_pool(tmp_path: Path) -> Path:
+    """A flat folder of three small unlabelled RGB photos, a pool a backbone can train on."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(40, 255, (40, 48, 3), dtype=np.uint8)).save(pool / f"{i}.png")
+    return pool

@@ -6,9 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from dgss.extract import shipped
 
@@ -23,12 +21,8 @@ def _load_script(monkeypatch):
     return module
 
 
-def test_the_script_continues_its_named_run_piece_by_piece_then_ships_it(tmp_path, monkeypatch, capsys):
-    pool = tmp_path / "pool"
-    pool.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(40, 255, (40, 48, 3), dtype=np.uint8)).save(pool / f"{i}.png")
+def test_the_script_continues_its_named_run_piece_by_piece_then_ships_it(tmp_path, photo_pool, monkeypatch, capsys):
+    pool = photo_pool
     script = _load_script(monkeypatch)
     monkeypatch.setattr(script, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(script, "RUN_SETTINGS", dict(checkpoint_every=10, sample_count=1, sample_steps=1))

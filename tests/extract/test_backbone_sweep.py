@@ -7,9 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -39,12 +37,8 @@ def _steps(run: Path) -> int:
     return json.loads((run / "training.json").read_text())["config"]["steps"]
 
 
-def test_candidates_train_once_for_their_budget_and_a_rerun_reuses_or_continues_them(sweep, tmp_path, capsys):
-    pool = tmp_path / "pool"
-    pool.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(40, 255, (40, 48, 3), dtype=np.uint8)).save(pool / f"{i}.png")
+def test_candidates_train_once_for_their_budget_and_a_rerun_reuses_or_continues_them(sweep, tmp_path, photo_pool, capsys):
+    pool = photo_pool
     runs, out = tmp_path / "runs", tmp_path / "results" / "sweep.csv"
     command = ["--pool", str(pool), "--runs-dir", str(runs), "--out", str(out), "--limit", "1"]
 
