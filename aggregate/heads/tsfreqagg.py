@@ -13,8 +13,15 @@ With bands ``"none"`` each level has one branch on the raw map, used as both, wh
 ``up(coarse) + fine + hp(fine)`` exactly. Either way the head runs at the finest cached map size (half the finest
 block map with Haar bands: 1/8 of the canvas at the default blocks) and its logits are upsampled bilinearly to the
 canvas. A vessel 2-3 canvas pixels wide is then drawn from a map 8x coarser: the head finds centre lines but not
-widths. ``image_refine`` > 0 adds a small full-resolution refinement (three 3x3 convolutions on the upsampled
-logits and the canvas image the backbone saw, added to the logits), which is not in the release.
+widths. Two options, neither in the release, draw the logits finer:
+
+- ``subpixel``: with Haar bands, the finest level's detail bands hold what its map has at twice the head's
+  resolution (LL, LH, HL, HH of a pixel are exactly its 2x2 block). The classifier then predicts a 2x2 block of
+  logits per pixel (a 3x3 convolution to 4 x 2 channels, pixel-shuffled), so the logits come out at the finest
+  block's own resolution, as a learned inverse of the Haar split, before the bilinear upsampling to the canvas
+  (without bands, it is a learned 2x upsampling).
+- ``image_refine`` > 0 adds a small full-resolution refinement (three 3x3 convolutions on the upsampled logits and
+  the canvas image the backbone saw, added to the logits).
 
 Timesteps are folded into the batch: every layer is shared across timesteps except the conditional BatchNorm's
 gain and bias, and a gate mixes the per-timestep logits pixel by pixel (a mixture of experts over time).
@@ -46,6 +53,7 @@ class TSFreqAggConfig:
     upsample_kernel: int = 5
     highpass_kernel: int = 3
     image_refine: int = 0
+    subpixel: bool = False
 
     def __post_init__(self) -> None:
         if self.image_refine < 0:
@@ -144,7 +152,7 @@ class TSFreqAggHead(nn.Module):
                        highpass_kernel=config.highpass_kernel)
             for coarse, fine in zip(levels[:-1], levels[1:]))
         self.refine = nn.ModuleList(ResidualBlock(config.width) for _ in levels[1:])
-        self.classify = nn.Conv2d(config.width, NUM_CLASSES, 1)
+        self.classify = SubpixelClassifier(config.width) if config.subpixel else nn.Conv2d(config.width, NUM_CLASSES, 1)
         self.time_gate = TimeGate(steps)
         self.image_refine = ImageRefinement(config.image_refine) if config.image_refine else None
 
@@ -153,7 +161,8 @@ class TSFreqAggHead(nn.Module):
         return self.forward_with_gates(batch)[0]
 
     def forward_with_gates(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Logits as :meth:`forward`, plus the time gate weights (batch, timestep, y, x) at the head's map size."""
+        """Logits as :meth:`forward`, plus the time gate weights (batch, timestep, y, x) at the logits' map size
+        (the head's, or twice it with ``subpixel``)."""
         levels = self.spec.levels
         first = level_features(batch, self.spec, levels[0])
         size, steps = first.shape[:2]
@@ -172,6 +181,18 @@ class TSFreqAggHead(nn.Module):
         if self.image_refine is not None:
             mixed = self.image_refine(mixed, batch["image"])
         return mixed, gates
+
+
+class SubpixelClassifier(nn.Module):
+    """Logits at twice the map's resolution: a 3x3 convolution to a 2x2 block of class logits per pixel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.blocks = nn.Conv2d(channels, NUM_CLASSES * 4, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, channels, y, x) -> (B, 2, 2y, 2x)."""
+        return F.pixel_shuffle(self.blocks(x), 2)
 
 
 class ImageRefinement(nn.Module):
