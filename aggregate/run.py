@@ -31,7 +31,7 @@ from skimage.filters import threshold_otsu
 from torch import nn
 
 from dgss.aggregate.checkpoint import CHECKPOINT_FILE
-from dgss.aggregate.heads import build_head
+from dgss.aggregate.heads import build_head, recorded_head_params
 from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import tiled_logits
@@ -224,7 +224,8 @@ def _read_record(run_file: Path) -> RunRecord:
 def _load_head(path: Path, record: RunRecord, spec: CacheSpec, device: torch.device) -> nn.Module:
     if not path.is_file():
         raise RunError(f"head file {path} is missing: train the run again with dgss fit-head")
-    head = build_head(record.training["head"], spec, **record.training["head_params"])
+    name = record.training["head"]
+    head = build_head(name, spec, **recorded_head_params(name, record.training["head_params"]))
     load_head_weights(head, path)
     return head.to(device).eval()
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from dgss.aggregate.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from dgss.aggregate.data import CachedImages, MemoryBudget, epoch_steps, prefetch, split_indices, warn_pending, window_batch
-from dgss.aggregate.heads import build_head, head_uses_features
+from dgss.aggregate.heads import build_head, head_config, head_uses_features
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, batch_to_device, head_file_name, load_head_weights,
                                 prepare_out_dir, write_head, write_run)
 from dgss.aggregate.spec import CacheSpec
@@ -125,14 +125,15 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
         validation_ids[entry.dataset] = [entry.image_ids[index] for index in validation]
     first = entries[0]
     spec = CacheSpec.from_entry_attrs(first.config, first.attrs)
-    identity = {"training": config.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
+    # Every hyperparameter, defaults included: a checkpoint written under other defaults is refused, not misloaded.
+    resolved = dataclasses.replace(config, head_params=head_config(config.head, **config.head_params).to_dict())
+    identity = {"training": resolved.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
     out_dir.mkdir(parents=True, exist_ok=True)
     features = head_uses_features(config.head)
     budget = MemoryBudget(keep_bytes)
     images = CachedImages(items, features=features, budget=budget)
     validation_images = CachedImages(held, features=features, budget=budget)
     heads, losses, histories = train_heads(images, validation_images, spec, config, out_dir, identity)
-    resolved = dataclasses.replace(config, head_params=heads[0].config.to_dict())
     record = RunRecord(
         training=resolved.to_dict(), key=first.key, store=store_location(store_path), sources=used,
         extraction_config=first.config, spec=spec.to_dict(),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dgss.aggregate.evaluation import evaluate_run
+from dgss.aggregate.heads import head_config, recorded_head_params
 from dgss.aggregate.report import draw_table, format_table, write_csv, write_png
 from dgss.aggregate.run import RUN_FILE
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
@@ -124,14 +125,16 @@ def _fit_once(store: Path, sources: tuple[str, ...], key: str, run_dir: Path, tr
     """Fit the head unless `run_dir` holds a finished run on the same cache key with the same training settings
     (another finished run there is replaced; a stopped one continues).
 
-    A finished run records its head's resolved hyperparameters, so the requested ones need only be among them.
+    The requested hyperparameters are compared with defaults filled in, so a run from before a default changed is
+    trained again.
     """
     run_file = run_dir / RUN_FILE
     replace = False
     if run_file.is_file():
         record = json.loads(run_file.read_text())
         recorded, wanted = record["training"], training.to_dict()
-        same_params = wanted.pop("head_params").items() <= recorded.get("head_params", {}).items()
+        wanted_params = head_config(training.head, **wanted.pop("head_params")).to_dict()
+        same_params = recorded_head_params(training.head, recorded.get("head_params", {})) == wanted_params
         if record.get("key") == key and same_params and all(recorded.get(k) == v for k, v in wanted.items()):
             return run_dir
         replace = True

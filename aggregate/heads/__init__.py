@@ -52,6 +52,13 @@ def head_config(name: str, **hparams: Any) -> Any:
     return config_class.from_dict(hparams)
 
 
+def recorded_head_params(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    """A run record's hyperparameters of head ``name``, with the value each field it predates had then (a record
+    lists every field its code knew; a field added later with a new default must not change an old run)."""
+    head_config(name)
+    return getattr(_HEADS[name][0], "predated", {}) | hparams
+
+
 def build_head(name: str, spec: CacheSpec, *, seed: int = 0, **hparams: Any) -> nn.Module:
     """Build head ``name`` for the cache described by ``spec``, with weights drawn from ``seed``.
 

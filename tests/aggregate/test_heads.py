@@ -62,8 +62,8 @@ def test_time_gate_weights_sum_to_one():
     head = build_head("tsfreqagg", spec, **SMALL["tsfreqagg"]).eval()
     logits, gates = head.forward_with_gates(random_batch(spec, 2))
     assert logits.shape == (2, 2, 32, 32)
-    assert gates.shape == (2, 2, 16, 16)
-    torch.testing.assert_close(gates.sum(dim=1), torch.ones(2, 16, 16))
+    assert gates.shape == (2, 2, 32, 32)  # sub-pixel logits: twice the head's 16 px map
+    torch.testing.assert_close(gates.sum(dim=1), torch.ones(2, 32, 32))
 
 
 def test_conditional_norm_uses_per_timestep_gain_and_bias():

@@ -1,13 +1,21 @@
-"""T&S-FreqAgg's sub-pixel output: logits at the finest block's resolution, so vessels narrower than the head's map
-pixel can be drawn at their width."""
+"""T&S-FreqAgg's sub-pixel output (the default): logits at the finest block's resolution, so vessels narrower than
+the head's map pixel can be drawn at their width; runs and checkpoints from before the default changed stay as
+they were trained."""
+
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from dgss.aggregate import training
+from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.heads import build_head
+from dgss.aggregate.run import RUN_FILE, load_run
+from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.aggregate.spec import BlockSpec, CacheSpec
 from dgss.aggregate.windows import tiled_logits
+from dgss.store.errors import RunError
 from head_batches import random_batch
 
 SMALL = {"width": 8, "kernel_channels": 4}
@@ -24,8 +32,8 @@ def _spec(canvas: int) -> CacheSpec:
 def test_subpixel_logits_come_out_at_twice_the_heads_resolution():
     spec = _spec(32)
     batch = random_batch(spec, 2)
-    plain = build_head("tsfreqagg", spec, seed=0, **SMALL).eval()
-    fine = build_head("tsfreqagg", spec, seed=0, subpixel=True, **SMALL).eval()
+    plain = build_head("tsfreqagg", spec, seed=0, subpixel=False, **SMALL).eval()
+    fine = build_head("tsfreqagg", spec, seed=0, **SMALL).eval()
     with torch.no_grad():
         (plain_logits, plain_gates), (fine_logits, fine_gates) = (
             head.forward_with_gates(batch) for head in (plain, fine))
@@ -70,3 +78,47 @@ def test_subpixel_tiles_give_the_logits_of_the_whole_canvas(refine):
         whole = head(batch)
         tiled = tiled_logits(head, batch, spec, side=384, context=96)
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=1e-5)
+
+
+TINY = {"width": 8, "kernel_channels": 4}
+
+
+def test_fit_head_draws_subpixel_logits_by_default(aggregate_store, tmp_path):
+    config = HeadTrainingConfig(head="tsfreqagg", head_params=TINY, epochs=1, window=16, validation_fraction=0.0)
+    run_dir = fit_head(aggregate_store, ["SRC"], tmp_path / "run", config)
+    assert json.loads((run_dir / RUN_FILE).read_text())["training"]["head_params"]["subpixel"] is True
+    assert load_run(run_dir).heads[0].config.subpixel
+
+
+def test_a_run_recorded_before_subpixel_existed_loads_as_it_was_trained(aggregate_store, tmp_path):
+    config = HeadTrainingConfig(head="tsfreqagg", head_params={**TINY, "subpixel": False}, epochs=1, window=16,
+                                validation_fraction=0.0)
+    run_dir = fit_head(aggregate_store, ["SRC"], tmp_path / "run", config)
+    before = evaluate_run(run_dir, None, ["TGT"], tmp_path / "before", overlays=0)["targets"]["TGT"]["pooled"]
+    record = json.loads((run_dir / RUN_FILE).read_text())
+    del record["training"]["head_params"]["subpixel"]  # as the code before the option wrote it
+    (run_dir / RUN_FILE).write_text(json.dumps(record))
+    assert not load_run(run_dir).heads[0].config.subpixel
+    after = evaluate_run(run_dir, None, ["TGT"], tmp_path / "after", overlays=0)["targets"]["TGT"]["pooled"]
+    assert after == before
+
+
+def test_a_checkpoint_written_under_other_defaults_is_refused_by_name(aggregate_store, tmp_path, monkeypatch):
+    config = HeadTrainingConfig(head="tsfreqagg", head_params=TINY, epochs=2, window=16, validation_fraction=0.0)
+    saved = training.save_checkpoint
+
+    def stop(run_dir, checkpoint):
+        saved(run_dir, checkpoint)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit_head(aggregate_store, ["SRC"], tmp_path / "run", config)
+    monkeypatch.setattr(training, "save_checkpoint", saved)
+    path = tmp_path / "run" / "checkpoint.pt"
+    data = torch.load(path, weights_only=True)
+    identity = json.loads(data["identity"])
+    identity["training"]["head_params"] = TINY  # what a checkpoint from before the default changed holds
+    torch.save({**data, "identity": json.dumps(identity, sort_keys=True)}, path)
+    with pytest.raises(RunError, match=r"other settings \(training\.head_params.*subpixel.* differ\)"):
+        fit_head(aggregate_store, ["SRC"], tmp_path / "run", config, resume=True)
