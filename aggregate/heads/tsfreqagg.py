@@ -17,10 +17,9 @@ widths. Two options, neither in the release, draw the logits finer:
 
 - ``subpixel`` (on by default; ``subpixel=false`` is the release's output): with Haar bands, the finest level's
   detail bands hold what its map has at twice the head's resolution (LL, LH, HL, HH of a pixel are exactly its 2x2
-  block). The classifier then predicts a 2x2 block of
-  logits per pixel (a 3x3 convolution to 4 x 2 channels, pixel-shuffled), so the logits come out at the finest
-  block's own resolution, as a learned inverse of the Haar split, before the bilinear upsampling to the canvas
-  (without bands, it is a learned 2x upsampling).
+  block). The classifier then predicts a 2x2 block of logits per pixel (a 3x3 convolution to 4 x 2 channels,
+  pixel-shuffled), so the logits come out at the finest block's own resolution, as a learned inverse of the Haar
+  split, before the bilinear upsampling to the canvas (without bands, it is a learned 2x upsampling).
 - ``image_refine`` > 0 adds a small full-resolution refinement (three 3x3 convolutions on the upsampled logits and
   the canvas image the backbone saw, added to the logits).
 
