@@ -15,7 +15,8 @@ source-validation threshold. Each command is a child process, timed.
 Resumable and incremental: finished runs and evaluations under --runs are reused, a stopped fit-head continues
 (--resume), and work goes seed by seed, so a --budget-minutes cut leaves whole seeds. Rows are merged into
 bench/results/dg_protocol.csv (one per variant, protocol, target, head, seed); the mean and standard deviation
-over seeds are written as a markdown table (.md) and a chart of Dice and AUC per target and head (.png).
+over seeds are written as a markdown table (.md) and, per variant, a chart of Dice and AUC per target and head
+(dg_protocol.png for the defaults, dg_protocol_VARIANT.png for another variant).
 
     .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
     .venv/bin/python bench/dg_protocol.py --store S --variant flips --options=--flips --protocol single-DRIVE --seeds 0
@@ -150,16 +151,25 @@ def markdown(summary: list[dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(summary: list[dict[str, object]], path: Path) -> None:
-    """Grouped bars of Dice and AUC-ROC (mean, sd as error bars) per (variant, protocol, target), one bar per head."""
+def chart_path(csv_path: Path, variant: str) -> Path:
+    """One chart per variant (all variants in one picture are too many bars to read)."""
+    suffix = "" if variant == "default" else f"_{variant}"
+    return csv_path.with_name(f"{csv_path.stem}{suffix}.png")
+
+
+def chart(summary: list[dict[str, object]], variant: str, path: Path) -> None:
+    """Grouped bars of Dice and AUC-ROC (mean, sd as error bars) per (protocol, target) of one variant, one bar
+    per head."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({(row["variant"], row["protocol"], row["target"]) for row in summary})
+    summary = [row for row in summary if row["variant"] == variant]
+    groups = sorted({(row["protocol"], row["target"]) for row in summary})
     heads = sorted({row["head"] for row in summary})
-    by_key = {(row["variant"], row["protocol"], row["target"], row["head"]): row for row in summary}
+    by_key = {(row["protocol"], row["target"], row["head"]): row for row in summary}
+    in_domain = {(row["protocol"], row["target"]) for row in summary if not row["unseen"]}
     figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.2 * len(groups) * len(heads) / 2), 7), sharex=True)
     width = 0.8 / len(heads)
     for axis, metric, label in zip(axes, ("dice", "auc_roc"), ("Dice (pooled)", "AUC-ROC")):
@@ -173,8 +183,10 @@ def chart(summary: list[dict[str, object]], path: Path) -> None:
         axis.set_ylim(max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.03))
         axis.grid(axis="y", alpha=0.3)
     axes[0].legend(ncol=len(heads))
-    axes[1].set_xticks(range(len(groups)), [f"{v}\n{p}\n{t}" for v, p, t in groups], fontsize=7)
-    figure.suptitle("Domain generalization: unseen cameras (mean ± sd over seeds)")
+    names = [f"{protocol}\n{target}" + ("\n(in domain)" if (protocol, target) in in_domain else "")
+             for protocol, target in groups]
+    axes[1].set_xticks(range(len(groups)), names, fontsize=8)
+    figure.suptitle(f"Domain generalization, variant {variant}: mean ± sd over seeds")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -218,7 +230,7 @@ def main() -> None:
         rows += score_rows(args.variant, protocol, head, seed, run_dir, timing, args.threshold)
         summary = summarise(merge_csv(args.csv, rows))
         args.csv.with_suffix(".md").write_text(markdown(summary))
-        chart(summary, args.csv.with_suffix(".png"))
+        chart(summary, args.variant, chart_path(args.csv, args.variant))
     print(args.csv.with_suffix(".md").read_text() if args.csv.with_suffix(".md").is_file() else "no rows")
     print(f"bench wall time: {(time.perf_counter() - start) / 60:.1f} min")
 
