@@ -3,6 +3,7 @@
     python bench/backbone_probe.py --model PATH [--canvas 512] [--timesteps 10,50,100,250]
         [--pixels-per-image 20000] [--data-root /work/shared/datasets] [--limit N] [--threads 1]
         [--blocks mid_block,up_blocks.1] [--input-size N] [--tile-overlap 0] [--out bench/results/backbone_probe.csv]
+        [--sources backbone,random,pixels,filters]
 
 A linear probe asks what a feature source carries about vessels before any head is trained on it: a logistic
 regression can only read what is linearly there, so a backbone that does not beat the baselines here is unlikely to
@@ -18,7 +19,9 @@ help a head. Four sources are probed, each per canvas pixel:
 Each probe is fitted on a class-balanced sample of FOV pixels from the DRIVE training images only (features
 standardised); its threshold maximises the pooled Dice on those images' FOV pixels and is then fixed. Pooled Dice and
 AUC-ROC inside the FOV are reported on DRIVE test (same domain) and CHASE_DB1 (unseen domain), at canvas resolution.
-The markdown table goes to stdout, the same rows to ``--out`` (CSV).
+The markdown table goes to stdout, the same rows to ``--out`` (CSV), where they replace the rows of the same source
+and settings (model included) and keep the others: probing a second backbone with ``--sources backbone`` puts its
+row beside the first's.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from dgss.extract.preprocess import CanvasImage, to_canvas
 FILTER_SIGMAS = (1.0, 2.0, 4.0, 8.0)
 WINDOW = 9
 MAX_ITER = 500
+SOURCES = ("backbone", "random", "pixels", "filters")
 
 
 @dataclass(frozen=True)
@@ -362,7 +366,8 @@ def markdown_table(results: list[ProbeResult], targets: list[str]) -> str:
 
 
 def write_csv(path: Path, results: list[ProbeResult], targets: list[str], args: argparse.Namespace) -> None:
-    """One row per source, with the run's settings so that a row can be reproduced on its own."""
+    """One row per source, with the run's settings so that a row can be reproduced on its own; rows of other sources
+    or models already in `path` are kept, so backbones probed in separate runs sit side by side."""
     path.parent.mkdir(parents=True, exist_ok=True)
     settings = {
         "model": args.model,
@@ -371,15 +376,22 @@ def write_csv(path: Path, results: list[ProbeResult], targets: list[str], args: 
         "pixels_per_image": args.pixels_per_image,
         "limit": args.limit or "",
     }
+    metric_columns = [f"{target.replace(' ', '_')}_{metric}" for target in targets for metric in ("dice", "auc_roc")]
+    columns = ["features", "n_features", "threshold", *metric_columns, "fit_s", "score_s", *settings]
+    rows = []
+    for result in results:
+        metrics = [f"{result.scores[t][m]:.4f}" for t in targets for m in ("dice", "auc_roc")]
+        timings = [f"{result.fit_s:.1f}", f"{result.score_s:.1f}"]
+        rows.append(dict(zip(columns, [result.name, str(result.features), f"{result.threshold:.4f}", *metrics,
+                                       *timings, *map(str, settings.values())])))
+    identity = ["features", *settings]  # a row of other settings is another measurement: kept beside
+    fresh = {tuple(row[name] for name in identity) for row in rows}
+    old = list(csv.DictReader(path.open())) if path.is_file() else []
+    kept = [row for row in old if tuple(row.get(name, "") for name in identity) not in fresh]
     with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        metric_columns = [f"{target.replace(' ', '_')}_{metric}" for target in targets for metric in ("dice", "auc_roc")]
-        writer.writerow(["features", "n_features", "threshold", *metric_columns, "fit_s", "score_s", *settings])
-        for result in results:
-            metrics = [f"{result.scores[t][m]:.4f}" for t in targets for m in ("dice", "auc_roc")]
-            timings = [f"{result.fit_s:.1f}", f"{result.score_s:.1f}"]
-            writer.writerow([result.name, result.features, f"{result.threshold:.4f}", *metrics, *timings,
-                             *settings.values()])
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept + rows)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -401,7 +413,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("bench/results/backbone_probe.csv"))
-    return parser.parse_args(argv)
+    parser.add_argument("--sources", type=lambda text: text.split(","), default=list(SOURCES),
+                        help=f"comma-separated sources to probe (default: {','.join(SOURCES)})")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.sources) - set(SOURCES))
+    if unknown:
+        parser.error(f"unknown --sources {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+    return args
 
 
 def main() -> None:
@@ -427,13 +445,14 @@ def main() -> None:
           f"input {config.input_size} px, canvas {config.canvas_size} px", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as scratch, threadpool_limits(args.threads):
-        twin = load_backbone(random_twin(backbone, Path(scratch)), args.device)
-        sources = [
-            DiffusionSource("backbone", extractor),
-            DiffusionSource("random", diffusion_extractor(twin, args, list(config.blocks))),
-            FilterSource(f"pixels (green {WINDOW}x{WINDOW})", pixel_windows),
-            FilterSource(f"filters ({4 * len(FILTER_SIGMAS)} Gaussian/Hessian)", filter_bank),
-        ]
+        builders = {
+            "backbone": lambda: DiffusionSource("backbone", extractor),
+            "random": lambda: DiffusionSource("random", diffusion_extractor(
+                load_backbone(random_twin(backbone, Path(scratch)), args.device), args, list(config.blocks))),
+            "pixels": lambda: FilterSource(f"pixels (green {WINDOW}x{WINDOW})", pixel_windows),
+            "filters": lambda: FilterSource(f"filters ({4 * len(FILTER_SIGMAS)} Gaussian/Hessian)", filter_bank),
+        }
+        sources = [builders[name]() for name in args.sources]
         for source in sources:
             results.append(run_probe(source, train, canvases, args))
 
