@@ -34,14 +34,25 @@ import argparse
 from pathlib import Path
 
 from backbone_recipes import BASELINE, CANDIDATES, recipe  # bench/ is on sys.path when a bench script runs
-from dgss.extract.backbone_outputs import TRAINING_FILE
+from dgss.extract.backbone_outputs import MODEL_CARD, TRAINING_FILE
 from dgss.extract.backbone_presets import BackboneTrainingConfig
 from dgss.extract.backbone_training import train_backbone
 from dgss.extract.shipped import ship_backbone
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
+SWEEP_TABLE = Path(__file__).resolve().parent / "results" / "backbone_sweep.md"
 # Checkpoint and card: 8 samples of 50 DDIM steps cost 15-25 s on 2 CPU cores, under 3% of 1000 steps.
 RUN_SETTINGS = dict(checkpoint_every=1000)
+
+
+def add_recipe_choice(card: Path, name: str) -> None:
+    """Say in the model card which recipe this is and what it was chosen against: the sweep's table, when there is
+    one (the card is rewritten at every checkpoint, so this is added after each piece)."""
+    section = [f"## Recipe: `{name}` of bench/backbone_recipes.py ({CANDIDATES[name].change})"]
+    if SWEEP_TABLE.is_file():
+        section += ["Chosen from bench/backbone_sweep.py's comparison at equal CPU time, scored by the linear probe:",
+                    "", SWEEP_TABLE.read_text().strip()]
+    card.write_text(card.read_text().rstrip() + "\n\n" + "\n".join(section) + "\n")
 
 
 def main() -> None:
@@ -62,6 +73,7 @@ def main() -> None:
     budget_s = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
     resume = (out / TRAINING_FILE).is_file()
     train_backbone(config, [str(args.pool)], out, resume=resume, time_budget_s=budget_s)
+    add_recipe_choice(out / MODEL_CARD, args.recipe)
     if args.ship:
         print(f"shipped as {ship_backbone(out, args.name)}; --model {args.name} loads it")
 
