@@ -15,7 +15,7 @@ One piece as a prepared GPU script, for a machine that allows 10 minutes per com
 
 The budget counts from the start of training, decoding the pool included (measured for this recipe on a shared
 2-core CPU: 27 ms per photo, 75 s for all 2,755 before step 0 of a fresh run); after it come one checkpoint and the
-outputs (8 samples of 50 DDIM steps: about 25 s on that CPU, seconds on a GPU) and before it the imports, so 8
+outputs (8 samples of 250 DDPM steps: about 1.5-2 min on that CPU, seconds on a GPU) and before it the imports, so 8
 minutes leave a margin under 10. What must come back is the run folder, about 60 MB, 47 MB of it the checkpoint;
 where returned files are limited in size (16 MiB each, say), pack it in parts with
 `tar -C bench/runs -cf - NAME | split -b 15m - OUT/NAME.tar.` and unpack with `cat NAME.tar.* | tar -x -C bench/runs`.
@@ -41,7 +41,7 @@ from dgss.extract.shipped import ship_backbone
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
 SWEEP_TABLE = Path(__file__).resolve().parent / "results" / "backbone_sweep.md"
-# Checkpoint and card: 8 samples of 50 DDIM steps cost 15-25 s on 2 CPU cores, under 3% of 1000 steps.
+# Checkpoint and card: 8 samples of 250 DDPM steps cost 1.5-2 min on one CPU thread, about 8% of 1000 steps.
 RUN_SETTINGS = dict(checkpoint_every=1000)
 
 

@@ -82,7 +82,7 @@ class BackboneTrainingConfig:
     grad_clip: float = 1.0
     checkpoint_every: int
     sample_count: int = 8  # samples drawn at every checkpoint, shown beside as many real crops
-    sample_steps: int = 50  # DDIM steps per sample: fewer give blurry samples that misjudge the model
+    sample_steps: int = 250  # ancestral steps per sample: fewer give flat, blurry samples that misjudge the model
     seed: int = 0
     device: str = "cpu"
     gradient_checkpointing: bool = False  # recompute activations in backward: larger batches for ~30% more time

@@ -191,7 +191,7 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         Seconds this call may train, counted from its start (pool loading included). Once spent, training stops
         after the current step (at least one per call) with a checkpoint and the outputs written at that step,
         and one line says so; `resume` continues exactly. Writing them takes extra time: sampling
-        `config.sample_count` images with `config.sample_steps` DDIM steps.
+        `config.sample_count` images with `config.sample_steps` ancestral (DDPM) steps.
     budget_clock
         What `time_budget_s` counts: "wall" seconds, or "cpu" seconds of this process (all threads), which give
         runs on a shared machine equal compute. Every piece records both (`wall_s`, `cpu_s`) in the checkpoint.

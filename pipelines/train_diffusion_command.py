@@ -58,7 +58,7 @@ def train_diffusion(
     sample_count: Annotated[int | None, typer.Option(
         min=1, help="Samples drawn at each checkpoint, shown beside as many real crops (default: 8).")] = None,
     sample_steps: Annotated[int | None, typer.Option(
-        min=1, help="DDIM steps per sample; fewer are faster and blurrier (default: 50).")] = None,
+        min=1, help="Ancestral (DDPM) steps per sample; fewer are faster, flatter and blurrier (default: 250).")] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue from the checkpoint in OUT/checkpoints (a copied OUT too, on any machine).")
     ] = False,

@@ -44,7 +44,7 @@ def _row(picture: np.ndarray, row: int, column: int) -> np.ndarray:
 
 def test_the_card_defaults_draw_enough_samples_with_enough_steps():
     config = BackboneTrainingConfig.from_preset("tiny")
-    assert (config.sample_count, config.sample_steps) == (8, 50)
+    assert (config.sample_count, config.sample_steps) == (8, 250)
 
 
 def test_samples_vs_real_shows_pool_crops_above_the_saved_model_s_samples(run):
@@ -88,7 +88,7 @@ def test_the_model_card_links_its_pictures_and_says_how_the_samples_were_drawn(r
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card)
     assert links == ["samples_vs_real.png", "loss.png"] and all((run / link).is_file() for link in links)
     assert card.startswith("# fundus-test:")
-    assert "3 samples of the EMA weights at step 4 (3 DDIM" in card
+    assert "3 samples of the EMA weights at step 4 (3 DDPM" in card
     assert "32 px from FOV squares resized to 40 px" in card
     assert f"`{SYNTH}`: 2 images" in card and "steps: 4 of 4," in card and "final loss" in card
     assert "in 1 piece(s)" in card and "steps 0 to 4" in card and "Appearance target" in card
