@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from dgss.extract.datasets.folder import FolderReader
+from dgss.extract.datasets.photometric import VIEW_SEPARATOR, PhotometricView
 from dgss.extract.datasets.published import PUBLISHED_READERS
 from dgss.extract.datasets.reader import DatasetReader
 from dgss.extract.datasets.synthetic import SYNTHETIC_DOMAINS
@@ -21,6 +22,7 @@ from dgss.store.errors import DatasetError
 
 DATA_ROOT_ENV = "DGSS_DATA_ROOT"
 FOLDER_PREFIX = "folder:"
+_VIEW_NAME = re.compile(rf"(?P<base>.+){re.escape(VIEW_SEPARATOR)}(?P<view>\d+)")
 _SYNTHETIC_NAME = re.compile(r"SYNTH-(?P<domain>[A-Z])(?:-(?P<count>\d+)x(?P<size>\d+))?")
 _ARCHIVE_LEFTOVERS = frozenset({"__MACOSX"})
 
@@ -47,7 +49,8 @@ def get_dataset(name: str, data_root: str | Path | None = None) -> DatasetReader
     ----------
     name : str
         A name from :func:`dataset_names`, ``SYNTH-<domain>-<count>x<size>``, or ``folder:PATH`` (a folder with
-        ``images/``, ``labels/`` and optional ``fov/``; PATH is used as given, not under the data root).
+        ``images/``, ``labels/`` and optional ``fov/``; PATH is used as given, not under the data root). Any of
+        them followed by ``+photoK`` is photometric view K of its training images (`photometric.PhotometricView`).
     data_root : str, Path or None
         See :func:`resolve_data_root`; synthetic and ``folder:`` datasets ignore it.
 
@@ -57,6 +60,9 @@ def get_dataset(name: str, data_root: str | Path | None = None) -> DatasetReader
         Unknown name (lists the known ones), or dataset folder missing (says where it looked and how to set the
         root).
     """
+    view = _VIEW_NAME.fullmatch(name)
+    if view:
+        return PhotometricView(get_dataset(view["base"], data_root), int(view["view"]))
     if name.startswith(FOLDER_PREFIX):
         folder = Path(name[len(FOLDER_PREFIX) :]).expanduser()
         if not folder.is_dir():
@@ -70,7 +76,7 @@ def get_dataset(name: str, data_root: str | Path | None = None) -> DatasetReader
     if name not in PUBLISHED_READERS:
         known = ", ".join(dataset_names())
         raise DatasetError(
-            f"unknown dataset {name!r}; known: {known}, SYNTH-<A|B|C>-<count>x<size> and folder:PATH"
+            f"unknown dataset {name!r}; known: {known}, SYNTH-<A|B|C>-<count>x<size>, folder:PATH and NAME+photoK"
         )
     root = resolve_data_root(data_root)
     folder = root / name
