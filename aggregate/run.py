@@ -35,6 +35,7 @@ from dgss.aggregate.heads import build_head, recorded_head_params
 from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import tiled_logits
+from dgss.extract.datasets.photometric import viewed_dataset
 from dgss.store.errors import RunError
 from dgss.store.schema import FEATURE_PREFIX
 
@@ -79,8 +80,10 @@ class RunRecord:
         return tuple(chosen) if len(chosen) == len(self.head_files) else (DEFAULT_THRESHOLD,) * len(self.head_files)
 
     def seen_images(self, dataset: str) -> set[str]:
-        """Ids of `dataset`'s images the run learned from or was selected on."""
-        return {*self.sources.get(dataset, ()), *self.validation_images.get(dataset, ())}
+        """Ids of `dataset`'s images the run learned from or was selected on, through photometric views of them
+        too."""
+        return {image_id for source, ids in (*self.sources.items(), *self.validation_images.items())
+                if viewed_dataset(source) == viewed_dataset(dataset) for image_id in ids}
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "head_files": list(self.head_files)}

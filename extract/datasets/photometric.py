@@ -14,6 +14,7 @@ linear contrast reach the backbone only through clipping.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,14 @@ from dgss.extract.datasets.reader import DatasetReader, Sample
 from dgss.store.errors import DatasetError
 
 VIEW_SEPARATOR = "+photo"
+VIEW_NAME = re.compile(rf"(?P<base>.+){re.escape(VIEW_SEPARATOR)}(?P<view>\d+)")
+
+
+def viewed_dataset(name: str) -> str:
+    """The dataset whose images `name` shows: a view's base (views of views too), else `name` itself. A view's
+    images are its base's, so a run trained on a view has seen those images of the base."""
+    view = VIEW_NAME.fullmatch(name)
+    return viewed_dataset(view["base"]) if view else name
 
 
 @dataclass(frozen=True)

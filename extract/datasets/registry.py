@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from dgss.extract.datasets.folder import FolderReader
-from dgss.extract.datasets.photometric import VIEW_SEPARATOR, PhotometricView
+from dgss.extract.datasets.photometric import VIEW_NAME, PhotometricView
 from dgss.extract.datasets.published import PUBLISHED_READERS
 from dgss.extract.datasets.reader import DatasetReader
 from dgss.extract.datasets.synthetic import SYNTHETIC_DOMAINS
@@ -22,7 +22,6 @@ from dgss.store.errors import DatasetError
 
 DATA_ROOT_ENV = "DGSS_DATA_ROOT"
 FOLDER_PREFIX = "folder:"
-_VIEW_NAME = re.compile(rf"(?P<base>.+){re.escape(VIEW_SEPARATOR)}(?P<view>\d+)")
 _SYNTHETIC_NAME = re.compile(r"SYNTH-(?P<domain>[A-Z])(?:-(?P<count>\d+)x(?P<size>\d+))?")
 _ARCHIVE_LEFTOVERS = frozenset({"__MACOSX"})
 
@@ -60,7 +59,7 @@ def get_dataset(name: str, data_root: str | Path | None = None) -> DatasetReader
         Unknown name (lists the known ones), or dataset folder missing (says where it looked and how to set the
         root).
     """
-    view = _VIEW_NAME.fullmatch(name)
+    view = VIEW_NAME.fullmatch(name)
     if view:
         return PhotometricView(get_dataset(view["base"], data_root), int(view["view"]))
     if name.startswith(FOLDER_PREFIX):

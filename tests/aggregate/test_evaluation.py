@@ -163,3 +163,12 @@ def test_a_target_image_the_run_trained_on_is_refused_by_name(aggregate_cache, t
     assert not (tmp_path / "report").exists()
     results = evaluate_run(run_dir, None, ["A"], tmp_path / "report", overlays=0, allow_training_images=True)
     assert results["targets"]["A"]["training_images"] == 2
+
+
+def test_images_seen_through_a_photometric_view_count_as_seen_images_of_its_base():
+    record = RunRecord(training={"head": "mlp", "head_params": {}}, key="k", store="", extraction_config={}, spec={},
+                       head_files=(), sources={"STARE+photo1": ["im0001"], "DRIVE": ["21_training"]},
+                       validation_images={"STARE+photo2": ["im0002"]})
+    assert record.seen_images("STARE") == {"im0001", "im0002"}
+    assert record.seen_images("STARE+photo3") == {"im0001", "im0002"}  # a view of the same photos
+    assert record.seen_images("DRIVE") == {"21_training"} and record.seen_images("CHASE_DB1") == set()
