@@ -21,6 +21,10 @@ over seeds are written as a markdown table (.md) and, per variant, a chart of Di
     .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
     .venv/bin/python bench/dg_protocol.py --store S --variant flips --options=--flips --protocol single-DRIVE --seeds 0
     .venv/bin/python bench/dg_protocol.py --store S --variant otsu --runs-of default --threshold otsu   # no fitting
+    .venv/bin/python bench/dg_protocol.py --store S --variant photo2 --views 2   # + DRIVE+photo1, DRIVE+photo2, ...
+
+--views K adds photometric views 1..K of every source as extra sources (`dgss extract --dataset DRIVE+photo1`
+first: the bench reads the cache only).
 """
 
 from __future__ import annotations
@@ -202,6 +206,7 @@ def main() -> None:
                         "--threshold")
     parser.add_argument("--threshold", help="dgss evaluate --threshold (a probability or otsu) instead of each "
                         "run's own")
+    parser.add_argument("--views", type=int, default=0, help="photometric views 1..K of each source as extra sources")
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
     parser.add_argument("--head", action="append", choices=sorted(HEADS), help="repeatable [all]")
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
@@ -221,6 +226,7 @@ def main() -> None:
             print(f"budget of {args.budget_minutes} min spent: stopping before {protocol} {head} seed {seed}")
             break
         sources, targets = PROTOCOLS[protocol]
+        sources = sources + [f"{source}+photo{view}" for source in sources for view in range(1, args.views + 1)]
         run_dir = args.runs / (args.runs_of or args.variant) / protocol / head / f"seed{seed}"
         if args.runs_of and not (run_dir / "run.json").is_file():
             print(f"{run_dir}: no finished run of variant {args.runs_of} to score; skipped")
