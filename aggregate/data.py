@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from dgss.aggregate.augment import apply_symmetry, random_symmetry
 from dgss.extract.appearance import AppearanceTarget, match_appearance
+from dgss.aggregate.selection import select_features
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import crop, sample_windows
 from dgss.store import Entry
@@ -116,15 +117,17 @@ class CachedImages(Dataset):
 
     Each item holds "features/<block>": (timestep, band, channel, y, x) float16 as cached; "image": (rgb, y, x) float32
     in [0, 1] (see `head_image`); "vessel": (y, x) int64; "fov": (y, x) bool (canvas size). All entries must share one key.
-    With `features=False` (a head that reads only the image) the feature arrays are not read at all. Items read
+    With `features=False` (a head that reads only the image) the feature arrays are not read at all; with `spec`
+    (a part of the cache, `dgss.aggregate.selection`) only its blocks are read and its timesteps kept. Items read
     are kept (and served again without a read) while `budget` has room for them; callers must not modify an item
     in place.
     """
 
     def __init__(self, items: Sequence[tuple[Entry, int]], *, features: bool = True,
-                 budget: MemoryBudget | None = None):
+                 budget: MemoryBudget | None = None, spec: CacheSpec | None = None):
         self.items = list(items)
         self.features = features
+        self.spec = spec
         self.budget = budget or MemoryBudget(0)
         self._kept: dict[int, dict[str, torch.Tensor]] = {}
 
@@ -142,7 +145,12 @@ class CachedImages(Dataset):
     def _read(self, position: int) -> dict[str, torch.Tensor]:
         entry, index = self.items[position]
         names = feature_names(entry) if self.features else []
+        if self.spec is not None:
+            wanted = {self.spec.feature_key(block) for block in self.spec.blocks}
+            names = [name for name in names if name in wanted]
         item = {name: torch.from_numpy(entry.read(name, index)) for name in names}
+        if self.spec is not None:
+            item = select_features(item, entry.config["timesteps"], self.spec, timestep_dim=0)
         fov = entry.read("fov", index).astype(bool)
         item["image"] = head_image(entry.read("image", index), fov, entry.config)
         item["vessel"] = torch.from_numpy(entry.read("vessel", index).astype(np.int64))

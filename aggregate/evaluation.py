@@ -21,6 +21,7 @@ from dgss.aggregate.data import CachedImages, split_indices, unlabelled_count, w
 from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
 from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json, write_png
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, image_prediction, load_run
+from dgss.aggregate.selection import is_part_of
 from dgss.aggregate.spec import CacheSpec
 from dgss.store import Entry, FeatureStore
 from dgss.store.errors import ConfigMismatchError, StoreError
@@ -105,7 +106,7 @@ def resolve_target(store: FeatureStore, target: str, run: Run) -> Entry:
             f"trained on key {run.key}: extract {target} with the run's extraction config "
             f"(`dgss extract --dataset {target} --store {store.location}` with the same model, blocks, timesteps)"
         ) from None
-    if CacheSpec.from_entry_attrs(entry.config, entry.attrs) != run.spec:
+    if not is_part_of(run.spec, CacheSpec.from_entry_attrs(entry.config, entry.attrs)):
         raise ConfigMismatchError(f"{target} (key {entry.key}) has other blocks or sizes than run {run.path} "
                                   "expects: re-extract it with this dgss version")
     return entry

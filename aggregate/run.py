@@ -33,6 +33,7 @@ from torch import nn
 from dgss.aggregate.checkpoint import CHECKPOINT_FILE
 from dgss.aggregate.heads import build_head, recorded_head_params
 from dgss.aggregate.report import write_json, write_loss_curve
+from dgss.aggregate.selection import select_features
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import tiled_logits
 from dgss.extract.datasets.photometric import viewed_dataset
@@ -263,13 +264,15 @@ def member_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
     Parameters
     ----------
     batch : mapping of name to (B, ...) tensor or array
-        "features/<block>": (B, timestep, band, channel, y, x); "image": (B, rgb, y, x) in [0, 1].
+        "features/<block>": (B, timestep, band, channel, y, x), every block and timestep as cached (a run trained
+        on part of them takes its part here); "image": (B, rgb, y, x) in [0, 1].
 
     Returns
     -------
     (member, B, y, x) float32 tensor on the run's device
     """
-    inputs = batch_to_device(batch, run.device)
+    cached_timesteps = run.record.extraction_config["timesteps"]
+    inputs = batch_to_device(select_features(batch, cached_timesteps, run.spec, timestep_dim=1), run.device)
     return torch.stack([
         torch.softmax(tiled_logits(head, inputs, run.spec, side=run.tile, context=run.tile_context), dim=1)[:, 1]
         for head in run.heads])

@@ -28,6 +28,7 @@ from dgss.aggregate.data import CachedImages, MemoryBudget, epoch_steps, prefetc
 from dgss.aggregate.heads import build_head, head_config, head_uses_features
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, batch_to_device, head_file_name, load_head_weights,
                                 prepare_out_dir, write_head, write_run)
+from dgss.aggregate.selection import select_spec
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.validation import hold_out, score_validation
 from dgss.aggregate.windows import window_side
@@ -52,6 +53,7 @@ class HeadTrainingConfig:
     and scored every `validate_every` epochs to choose the epoch and threshold (0: train on all, keep the last
     epoch, threshold 0.5). `flips` applies a random flip/rotation to every training window. `lr_schedule`
     "cosine" anneals the learning rate from `lr` to 0 over each member's steps (the release keeps it constant).
+    `blocks` and `timesteps` train on that part of the cache only (None: all it holds; `dgss.aggregate.selection`).
     """
 
     head: str = "tsfreqagg"
@@ -68,9 +70,14 @@ class HeadTrainingConfig:
     validation_fraction: float = 0.2
     validate_every: int = 5
     flips: bool = False
+    blocks: tuple[str, ...] | None = None
+    timesteps: tuple[int, ...] | None = None
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        for name in ("blocks", "timesteps"):  # JSON gives lists back; a config compares equal to its record
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if not 0 <= self.validation_fraction <= 0.5:  # also refuses NaN
             raise DgssError(f"validation_fraction must be in 0..0.5, got {self.validation_fraction}")
         for name in ("epochs", "batch_size", "ensemble", "windows_per_image", "validate_every"):
@@ -124,15 +131,15 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
         used[entry.dataset] = [entry.image_ids[index] for index in training]
         validation_ids[entry.dataset] = [entry.image_ids[index] for index in validation]
     first = entries[0]
-    spec = CacheSpec.from_entry_attrs(first.config, first.attrs)
+    spec = select_spec(CacheSpec.from_entry_attrs(first.config, first.attrs), config.blocks, config.timesteps)
     # Every hyperparameter, defaults included: a checkpoint written under other defaults is refused, not misloaded.
     resolved = dataclasses.replace(config, head_params=head_config(config.head, **config.head_params).to_dict())
     identity = {"training": resolved.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
     out_dir.mkdir(parents=True, exist_ok=True)
     features = head_uses_features(config.head)
     budget = MemoryBudget(keep_bytes)
-    images = CachedImages(items, features=features, budget=budget)
-    validation_images = CachedImages(held, features=features, budget=budget)
+    images = CachedImages(items, features=features, budget=budget, spec=spec)
+    validation_images = CachedImages(held, features=features, budget=budget, spec=spec)
     heads, losses, histories = train_heads(images, validation_images, spec, config, out_dir, identity)
     record = RunRecord(
         training=resolved.to_dict(), key=first.key, store=store_location(store_path), sources=used,

@@ -50,6 +50,10 @@ def fit_head_command(
     validate_every: Annotated[int, typer.Option(min=1, help="Epochs between validations (and after the last).")] = 5,
     flips: Annotated[bool, typer.Option(help="Flip and rotate each training window by a random symmetry of the "
                                              "square (features, image and labels together).")] = False,
+    blocks: Annotated[str | None, typer.Option(help="Comma list of cached blocks to train on (default: all; "
+                                                   "`dgss info` lists them), e.g. up_blocks.1,up_blocks.2.")] = None,
+    timesteps: Annotated[str | None, typer.Option(help="Comma list of cached timesteps to train on (default: all), "
+                                                      "e.g. 25,50.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     memory_gib: Annotated[float, typer.Option(min=0, help="Decoded source images kept in RAM for the whole run "
                                                         "instead of read from the store every epoch (GiB; 0: "
@@ -68,13 +72,26 @@ def fit_head_command(
                                 batch_size=batch_size, window=window or None, windows_per_image=windows_per_image,
                                 lr=lr, lr_schedule=lr_schedule.value, seed=seed, ensemble=ensemble,
                                 dice_weight=dice_weight, validation_fraction=validation_fraction,
-                                validate_every=validate_every, flips=flips, device=device)
+                                validate_every=validate_every, flips=flips, blocks=comma_list(blocks, "--blocks"),
+                                timesteps=comma_list(timesteps, "--timesteps", int), device=device)
     if resume and overwrite:
         raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]
     run_dir = fit_head(store, sources, out, config, key=key, resume=resume, overwrite=overwrite,
                        keep_bytes=int(memory_gib * 2**30))
     typer.echo(f"run written to {run_dir} (score it with `dgss evaluate --run {run_dir} --target NAME`)")
+
+
+def comma_list(text: str | None, option: str, kind: type = str) -> tuple | None:
+    """`a,b,c` as a tuple of `kind` (None stays None: everything); DgssError naming the option on a bad item."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return tuple(kind(item) for item in items)
+    except ValueError:
+        raise DgssError(f"{option} {text!r} is not a comma list of {kind.__name__} values, e.g. {option} "
+                        f"{'25,50' if kind is int else 'up_blocks.1,up_blocks.2'}") from None
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
