@@ -5,8 +5,9 @@
 
 trains into bench/runs/fundus-pool-v2/ (or --out) until the budget is spent, then stops with a checkpoint and the
 model, samples beside real crops and card at that step. The same command continues from the folder's
-`checkpoints/latest.pt`, on this machine or another (copy the whole folder; --pool may lie elsewhere there, it is
-recognised by its files). When MODEL_CARD.md's samples and loss curve look right, `--ship` copies the model into
+`checkpoints/latest.pt`, on this machine or another (--pool may lie elsewhere there, it is recognised by its
+files). That checkpoint and `training.json` are all a run needs to continue, and git tracks exactly those two of
+bench/runs/NAME/: commit them after each piece (one file replaced, about 47 MB) and any clone continues the run. When MODEL_CARD.md's samples and loss curve look right, `--ship` copies the model into
 extract/backbones/<name>; changing `dgss.extract.shipped.DEFAULT_BACKBONE` to that name makes it the default.
 
 One piece as a prepared GPU script, for a machine that allows 10 minutes per command:
