@@ -26,11 +26,14 @@ def test_the_shipped_backbone_is_the_default_and_loads():
     assert backbone.appearance is not None, "the shipped backbone must carry its pool's appearance statistics"
 
 
-def test_the_shipped_backbone_has_its_model_card_and_fits_in_the_repository():
-    folder = shipped_backbone_path()
+@pytest.mark.parametrize("name", shipped_backbones())
+def test_every_shipped_backbone_loads_with_its_model_card_and_fits_in_the_repository(name):
+    folder = shipped_backbone_path(name)
     card = (folder / "MODEL_CARD.md").read_text()
     assert "FUNDUS-POOL" in card and "steps" in card
     assert all(path.stat().st_size <= MAX_FILE_BYTES for path in folder.iterdir())
+    backbone = load_backbone(folder)
+    assert backbone.sample_size == 512 and backbone.appearance is not None
 
 
 def test_fundus_pool_v1_stays_loadable_by_name():
