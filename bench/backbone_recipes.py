@@ -2,7 +2,7 @@
 
 bench/backbone_sweep.py trains each candidate for the same CPU time and scores it with the linear probe;
 bench/train_shipped_backbone.py --recipe NAME then trains the winner long. A candidate changes one thing of v1's
-recipe, so that its gain (or loss) can be read as that change's.
+recipe (crop128-vpred: one thing of the crop128 winner's), so that its gain (or loss) can be read as that change's.
 """
 
 from __future__ import annotations
@@ -52,6 +52,12 @@ CANDIDATES: dict[str, Candidate] = {
     "x0": Candidate(change="predicts x0 (sample), as in the paper", overrides=dict(prediction_type="sample")),
     "cosine": Candidate(change="cosine rate to 0 after 100 warm-up steps, over v1's steps",
                         overrides=dict(lr_schedule="cosine", lr_warmup_steps=100), steps_of=BASELINE),
+    # The cosine noise schedule ends at near-zero signal (alpha_bar = 2e-9 at t = 999), where an epsilon target
+    # says nothing of the image: fundus-pool-v2's samples take their colours from clipping there. v stays posed.
+    "vpred": Candidate(change="predicts v (sqrt(a) eps - sqrt(1 - a) x0)",
+                       overrides=dict(prediction_type="v_prediction")),
+    "crop128-vpred": Candidate(change="crop128 (fundus-pool-v2's recipe), predicting v",
+                               overrides=dict(resolution=128, batch_size=4, prediction_type="v_prediction")),
 }
 
 

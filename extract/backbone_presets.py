@@ -15,7 +15,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
 from dgss.store.errors import ModelError
 
-PREDICTION_TYPES = ("epsilon", "sample")
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 LR_SCHEDULES = ("constant", "cosine")
 
 # Fields that may change between an interrupted run and its `--resume` without changing the weights it produces.
@@ -72,7 +72,9 @@ class BackboneTrainingConfig:
     resnet_updown: bool
     scale_shift_norm: bool
     num_train_timesteps: int
-    prediction_type: str = "sample"  # x0, as in the paper; "epsilon" is the usual DDPM target
+    # x0, as in the paper; "epsilon" is the usual DDPM target; "v_prediction" (sqrt(a) eps - sqrt(1 - a) x0) stays
+    # well posed where the signal vanishes, so the network learns colour and layout at high noise too
+    prediction_type: str = "sample"
     steps: int
     batch_size: int
     lr: float

@@ -80,6 +80,13 @@ def _restore(checkpoint: Path, model: UNet2DModel, ema: UNet2DModel, optimizer: 
     return state
 
 
+_TARGETS = {
+    "epsilon": lambda scheduler, clean, noise, timesteps: noise,
+    "sample": lambda scheduler, clean, noise, timesteps: clean,
+    "v_prediction": lambda scheduler, clean, noise, timesteps: scheduler.get_velocity(clean, noise, timesteps),
+}
+
+
 def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler: DDPMScheduler,
                 config: BackboneTrainingConfig, clean: torch.Tensor, step: int) -> float:
     """One denoising step on (batch, rgb, y, x) images; noise, timesteps and learning rate a function of
@@ -89,7 +96,7 @@ def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler:
     noise = torch.randn(clean.shape, generator=generator)
     timesteps = torch.randint(0, config.num_train_timesteps, (clean.shape[0],), generator=generator)
     noisy = scheduler.add_noise(clean, noise, timesteps)
-    target = noise if config.prediction_type == "epsilon" else clean
+    target = _TARGETS[config.prediction_type](scheduler, clean, noise, timesteps)
     with _autocast(device):
         prediction = model(noisy.to(device), timesteps.to(device)).sample
     loss = F.mse_loss(prediction.float(), target.to(device))

@@ -18,6 +18,7 @@ class Preset(StrEnum):
 class Prediction(StrEnum):
     epsilon = "epsilon"
     sample = "sample"
+    v_prediction = "v_prediction"
 
 
 class LrSchedule(StrEnum):
@@ -51,7 +52,7 @@ def train_diffusion(
     lr_warmup_steps: Annotated[int, typer.Option(
         min=0, help="Steps of a linear ramp up to --lr before the schedule (default: none).")] = 0,
     prediction_type: Annotated[
-        Prediction, typer.Option(help="Network target: sample (x0, as in the paper) or epsilon.")
+        Prediction, typer.Option(help="Network target: sample (x0, as in the paper), epsilon or v_prediction.")
     ] = Prediction.sample,
     checkpoint_every: Annotated[int | None, typer.Option(
         min=1, help="Checkpoint, model, samples and card every K steps (default: the preset's).")] = None,

@@ -245,6 +245,35 @@ def test_output_folder_loads_as_a_diffusers_model(full_run):
     assert backbone.num_train_timesteps == 1000
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
+def test_each_prediction_type_trains_on_its_own_target(prediction_type):
+    """A network that outputs zeros has loss mean(target^2): epsilon's is the noise, x0's the image and v's
+    sqrt(a) eps - sqrt(1 - a) x0, from the step's own noise and timesteps."""
+    config = _tiny(prediction_type=prediction_type)
+    model = build_unet(config)
+    torch.nn.init.zeros_(model.conv_out.weight), torch.nn.init.zeros_(model.conv_out.bias)
+    clean = torch.rand(2, 3, 32, 32) * 2 - 1
+    generator = backbone_training._step_generator(config.seed, 5)
+    noise = torch.randn(clean.shape, generator=generator)
+    timesteps = torch.randint(0, config.num_train_timesteps, (2,), generator=generator)
+    scheduler = backbone_training.build_noise_scheduler(config)
+    alpha = scheduler.alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+    target = {"epsilon": noise, "sample": clean,
+              "v_prediction": alpha.sqrt() * noise - (1 - alpha).sqrt() * clean}[prediction_type]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0)
+    loss = backbone_training._train_step(model, optimizer, scheduler, config, clean, 5)
+    assert loss == pytest.approx(target.pow(2).mean().item(), rel=1e-5)
+
+
+def test_a_v_prediction_run_loads_as_a_v_prediction_backbone(tmp_path):
+    from dgss.extract.backbone import load_backbone
+
+    out = train_backbone(_tiny(prediction_type="v_prediction", steps=2, checkpoint_every=2), [SYNTH], tmp_path / "v")
+    assert DDIMScheduler.from_pretrained(out).config.prediction_type == "v_prediction"
+    assert load_backbone(out).prediction_type == "v_prediction"
+    assert (out / "samples_vs_real.png").is_file()
+
+
 def test_output_folder_records_the_run(full_run, photo_folder):
     assert sorted(p.name for p in (full_run / "samples").glob("*.png")) == ["step-00000003.png", "step-00000006.png"]
     with Image.open(full_run / "samples" / "step-00000006.png") as grid:
