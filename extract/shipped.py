@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dgss.store.errors import ModelError, RunError
 
-DEFAULT_BACKBONE = "fundus-pool-v1"
+DEFAULT_BACKBONE = "fundus-pool-v2"
 BACKBONES_DIR = Path(__file__).resolve().parent / "backbones"
 # What a shipped folder holds of a training run: the model and what a person needs to judge it. Not the
 # checkpoints (four times the weights) nor every checkpoint's samples.

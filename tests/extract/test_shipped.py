@@ -55,6 +55,22 @@ def test_dgss_extract_model_fundus_pool_v1_uses_the_shipped_folder(tmp_path, cap
     assert (again.computed, again.already_done) == (0, 1)
 
 
+def test_the_default_is_fundus_pool_v2_and_a_v1_entry_stays_apart_and_readable(tmp_path):
+    """The new default fills its own entry: a store extracted with v1 keeps v1's features under v1's key."""
+    from dgss.store import FeatureStore
+
+    assert shipped.DEFAULT_BACKBONE == "fundus-pool-v2"
+    assert resolve_model(None) == str(shipped_backbone_path("fundus-pool-v2"))
+    store = tmp_path / "features.zarr"
+    options = dict(dataset="SYNTH-A-4x64", store=store, input_size=64, timesteps=(10,), limit=1)
+    v1 = run_extraction(ExtractionRequest(model="fundus-pool-v1", **options))
+    default = run_extraction(ExtractionRequest(**options))
+    assert v1.key != default.key and (v1.computed, default.computed) == (1, 1)
+    cache = FeatureStore(store, create=False)
+    assert {info.key for info in cache.entries()} == {v1.key, default.key}
+    assert cache.entry("SYNTH-A-4x64", v1.key).attrs["model"] == str(shipped_backbone_path("fundus-pool-v1"))
+
+
 def test_an_unknown_name_is_one_line_naming_the_shipped_backbones():
     with pytest.raises(ModelError, match="fundus-pool-v1") as error:
         resolve_model("fundus-pool-v0")
