@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from dgss.extract.shipped import DEFAULT_BACKBONE
 from dgss.pipelines.app import app
 from dgss.pipelines.extract_job import ExtractionRequest, ExtractionSummary, run_extraction
 from dgss.store.errors import DgssError
@@ -25,7 +26,7 @@ def parse_list(text: Optional[str], convert: type = str, what: str = "value") ->
 def extract(
     dataset: Annotated[str, typer.Option(help="Dataset name (DRIVE, HRF, SYNTH-A, folder:PATH, ...).")],
     store: Annotated[str, typer.Option(help="Zarr store to write, a directory or a URL such as s3://bucket/cache.zarr (created if missing).")] = "features.zarr",
-    model: Annotated[str, typer.Option(help="Shipped backbone name (fundus-pool-v2, the default, or fundus-pool-v1), diffusers UNet2DModel folder or hub id; default: the shipped backbone.")] = "",
+    model: Annotated[str, typer.Option(help=f"Shipped backbone name ({DEFAULT_BACKBONE}, the default, or an older one such as fundus-pool-v1), diffusers UNet2DModel folder or hub id.")] = "",
     data_root: Annotated[Optional[Path], typer.Option(help="Folder holding <NAME>/ datasets (else $DGSS_DATA_ROOT, else ./data).")] = None,
     blocks: Annotated[Optional[str], typer.Option(help="Comma list of decoder blocks (see `dgss blocks`); default: coarse, middle, fine.")] = None,
     timesteps: Annotated[Optional[str], typer.Option(help="Comma list of timesteps; default: the paper's set mapped onto the model's T.")] = None,
