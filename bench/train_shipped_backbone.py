@@ -64,13 +64,15 @@ def main() -> None:
     parser.add_argument("--recipe", choices=list(CANDIDATES), default=BASELINE,
                         help=f"a recipe of bench/backbone_recipes.py (default: {BASELINE}, fundus-pool-v1's)")
     parser.add_argument("--steps", type=int, default=20000, help="total steps of the run (default: 20000)")
+    parser.add_argument("--cooldown-steps", type=int, default=0,
+                        help="the last N of --steps decay the rate linearly to 0 (a constant recipe only)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast)")
     parser.add_argument("--time-budget-minutes", type=float, help="stop this piece once it has trained so long")
     parser.add_argument("--ship", action="store_true", help="then copy the model to extract/backbones/NAME")
     args = parser.parse_args()
     out = args.out or RUNS_DIR / args.name
     config = BackboneTrainingConfig.from_preset("tiny", steps=args.steps, device=args.device, **RUN_SETTINGS,
-                                                **recipe(args.recipe))
+                                                lr_cooldown_steps=args.cooldown_steps, **recipe(args.recipe))
     budget_s = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
     resume = (out / TRAINING_FILE).is_file()
     train_backbone(config, [str(args.pool)], out, resume=resume, time_budget_s=budget_s)

@@ -22,6 +22,9 @@ LR_SCHEDULES = ("constant", "cosine")
 RESUMABLE_FIELDS = frozenset({
     "steps", "checkpoint_every", "sample_count", "sample_steps", "device", "gradient_checkpointing",
 })
+# Fields of the learning-rate schedule: a resume may change them where the rate of every step already trained stays
+# the same (a constant run may be given a cool-down that starts after its last step; a cosine run cannot move its end).
+SCHEDULE_FIELDS = frozenset({"steps", "lr_schedule", "lr_warmup_steps", "lr_cooldown_steps"})
 
 # Fields of older `training.json` files that no longer mean anything (one checkpoint file replaced the last N):
 # `from_dict` drops them so those runs still resume.
@@ -80,6 +83,9 @@ class BackboneTrainingConfig:
     lr: float
     lr_schedule: str = "constant"  # "cosine": down to 0 at `steps`, after the warm-up (see learning_rate)
     lr_warmup_steps: int = 0  # linear ramp up to lr over the first steps
+    # "constant" only: the last steps decay linearly to 0 (warm-up, stable, decay), so a long constant run that has
+    # stopped improving can be cooled down from its checkpoint without being trained again from step 0
+    lr_cooldown_steps: int = 0
     ema_decay: float
     grad_clip: float = 1.0
     checkpoint_every: int
@@ -97,6 +103,10 @@ class BackboneTrainingConfig:
             raise ModelError(f"lr_schedule {self.lr_schedule!r} is unknown; use one of {LR_SCHEDULES}")
         if self.lr_warmup_steps < 0:
             raise ModelError(f"lr_warmup_steps must be 0 or more, got {self.lr_warmup_steps}")
+        if not 0 <= self.lr_cooldown_steps <= self.steps:
+            raise ModelError(f"lr_cooldown_steps must lie in 0..steps={self.steps}, got {self.lr_cooldown_steps}")
+        if self.lr_cooldown_steps and self.lr_schedule != "constant":
+            raise ModelError(f"lr_cooldown_steps applies to the constant schedule, not to {self.lr_schedule!r}")
         if levels < 1 or any(c <= 0 or c % self.norm_num_groups for c in self.block_out_channels):
             raise ModelError(
                 f"block_out_channels {self.block_out_channels} must be positive multiples of "
@@ -188,13 +198,15 @@ def learning_rate(config: BackboneTrainingConfig, step: int) -> float:
     """The learning rate of (0-based) optimizer step `step`: a function of the step alone, so that a resumed run
     follows the schedule of one that never stopped.
 
-    A linear warm-up reaches `lr` at step `lr_warmup_steps - 1`; then "constant" holds it and "cosine" follows half
-    a cosine from `lr` to 0 at step `steps` (the usual DDPM/ADM recipe; its end is the run's planned length).
+    A linear warm-up reaches `lr` at step `lr_warmup_steps - 1`; then "constant" holds it (over the last
+    `lr_cooldown_steps` steps falling linearly towards 0: N/(N+1) of it, ..., 1/(N+1)) and "cosine" follows half a cosine from `lr` to 0 at step
+    `steps` (the usual DDPM/ADM recipe; its end is the run's planned length).
     """
     if step < config.lr_warmup_steps:
         return config.lr * (step + 1) / config.lr_warmup_steps
     if config.lr_schedule == "constant":
-        return config.lr
+        steps_left = config.steps - step
+        return config.lr * min(1.0, steps_left / (config.lr_cooldown_steps + 1))
     progress = (step - config.lr_warmup_steps) / max(1, config.steps - config.lr_warmup_steps)
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 

@@ -30,6 +30,7 @@ from dgss.extract.backbone_outputs import TRAINING_FILE, write_outputs
 from dgss.extract.backbone_pool import ImagePool, step_rng, training_batch
 from dgss.extract.backbone_presets import (
     RESUMABLE_FIELDS,
+    SCHEDULE_FIELDS,
     BackboneTrainingConfig,
     build_noise_scheduler,
     build_unet,
@@ -124,8 +125,9 @@ def _check_out_dir(out: Path, resume: bool) -> None:
         raise RunError(f"--out {out} is not empty; pass --resume to continue its training or choose another folder")
 
 
-def _check_resume(out: Path, config: BackboneTrainingConfig, pool: ImagePool) -> None:
-    """Refuse to continue with other data or another recipe than the run started with (RESUMABLE_FIELDS aside)."""
+def _check_resume(out: Path, config: BackboneTrainingConfig, pool: ImagePool) -> BackboneTrainingConfig:
+    """Refuse to continue with other data or another recipe than the run started with (RESUMABLE_FIELDS and the
+    schedule aside: see _check_schedule); returns the recorded config."""
     saved_path = out / TRAINING_FILE
     if not saved_path.is_file():
         raise RunError(
@@ -147,15 +149,27 @@ def _check_resume(out: Path, config: BackboneTrainingConfig, pool: ImagePool) ->
         )
     wanted = config.to_dict()
     for name, value in recorded.items():
-        if name in wanted and name not in RESUMABLE_FIELDS and wanted[name] != value:
+        if name in wanted and name not in RESUMABLE_FIELDS | SCHEDULE_FIELDS and wanted[name] != value:
             raise ConfigMismatchError(
                 f"--resume: {name} was {value!r} in {saved_path}, now {wanted[name]!r}; pass the same value"
             )
-    if config.lr_schedule == "cosine" and recorded["steps"] != config.steps:
-        raise ConfigMismatchError(
-            f"--resume: steps was {recorded['steps']} in {saved_path}, now {config.steps}; a cosine learning rate "
-            "ends at the run's steps, pass the same value"
-        )
+    return BackboneTrainingConfig.from_dict(recorded)
+
+
+def _check_schedule(recorded: BackboneTrainingConfig, config: BackboneTrainingConfig, trained_steps: int,
+                    saved_path: Path) -> None:
+    """Refuse a schedule that would have given any step already trained another learning rate: the weights would
+    then be those of no run that never stopped."""
+    for step in range(trained_steps):
+        before, now = learning_rate(recorded, step), learning_rate(config, step)
+        if before != now:
+            changed = ", ".join(f"{name} {getattr(recorded, name)!r} -> {getattr(config, name)!r}"
+                                for name in sorted(SCHEDULE_FIELDS) if getattr(recorded, name) != getattr(config, name))
+            raise ConfigMismatchError(
+                f"--resume: {changed} (from {saved_path}) changes the learning rate of step {step}, already trained "
+                f"at {before:.3g} (now {now:.3g}); keep the schedule of the {trained_steps} trained steps (a "
+                "constant run may add --lr-cooldown-steps that start after them)"
+            )
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -222,8 +236,7 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
     if resume and checkpoint is None and not (out / TRAINING_FILE).is_file():
         raise RunError(f"--resume: no checkpoint in {out / CHECKPOINT_DIR}; run without --resume to start over")
     pool = ImagePool(sources, data_root, config.image_size)
-    if resume:
-        _check_resume(out, config, pool)
+    recorded = _check_resume(out, config, pool) if resume else None
     device = torch.device(check_device(config.device))
 
     model, ema, optimizer = _build_training_state(config, device)
@@ -232,7 +245,8 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         state = _restore(checkpoint, model, ema, optimizer, device)
         if state["step"] > config.steps:
             raise RunError(f"--resume: {out} is at step {state['step']}, past --steps {config.steps}; pass more steps")
-    else:
+        _check_schedule(recorded, config, state["step"], out / TRAINING_FILE)
+    if recorded is None or recorded != config:  # the record says the recipe the next resume must agree with
         out.mkdir(parents=True, exist_ok=True)
         record = {"config": config.to_dict(), "sources": sources, "images": pool.counts,
                   "fingerprints": pool.fingerprints}

@@ -51,6 +51,9 @@ def train_diffusion(
     )] = LrSchedule.constant,
     lr_warmup_steps: Annotated[int, typer.Option(
         min=0, help="Steps of a linear ramp up to --lr before the schedule (default: none).")] = 0,
+    lr_cooldown_steps: Annotated[int, typer.Option(
+        min=0, help="Constant schedule: the last N of --steps fall linearly to 0; a constant run resumes with a "
+        "cool-down that starts after its trained steps (default: none).")] = 0,
     prediction_type: Annotated[
         Prediction, typer.Option(help="Network target: sample (x0, as in the paper), epsilon or v_prediction.")
     ] = Prediction.sample,
@@ -89,6 +92,7 @@ def train_diffusion(
         lr=lr,
         lr_schedule=lr_schedule.value,
         lr_warmup_steps=lr_warmup_steps,
+        lr_cooldown_steps=lr_cooldown_steps,
         prediction_type=prediction_type.value,
         checkpoint_every=checkpoint_every,
         sample_count=sample_count,

@@ -149,7 +149,7 @@ def test_a_run_folder_of_an_older_dgss_resumes_from_its_newest_step_file(full_ru
     record["config"]["keep_checkpoints"] = 2
     del record["config"]["lr_schedule"], record["config"]["lr_warmup_steps"]
     (out / "training.json").write_text(json.dumps(record))
-    with pytest.raises(ConfigMismatchError, match="lr_schedule was 'constant'") as error:
+    with pytest.raises(ConfigMismatchError, match="lr_schedule 'constant' -> 'cosine'") as error:
         train_backbone(_tiny(lr_schedule="cosine"), sources, out, resume=True)
     _one_line(error)
     train_backbone(_tiny(), sources, out, resume=True)
@@ -168,6 +168,27 @@ def test_learning_rate_schedules_at_a_few_steps():
     assert [learning_rate(cosine, step) for step in (0, 1, 2, 6, 9)] == pytest.approx(
         [5e-4, 1e-3, 1e-3, 5e-4, 1e-3 * (1 - np.cos(np.pi / 8)) / 2])
     assert learning_rate(_tiny(lr=1e-3, steps=4, lr_schedule="cosine"), 0) == 1e-3
+    # A cool-down over the last 4 of 10 steps: full rate up to step 5, then 4/5, 3/5, 2/5, 1/5 of it.
+    cooled = _tiny(lr=1e-3, steps=10, lr_cooldown_steps=4)
+    assert [learning_rate(cooled, step) for step in (0, 5, 6, 7, 8, 9)] == pytest.approx(
+        [1e-3, 1e-3, 8e-4, 6e-4, 4e-4, 2e-4])
+    with pytest.raises(ModelError, match="lr_cooldown_steps applies to the constant schedule"):
+        _tiny(lr_schedule="cosine", lr_cooldown_steps=2)
+
+
+def test_a_constant_run_resumes_with_a_cooldown_after_its_trained_steps(photo_folder, tmp_path):
+    """A run that has stopped improving is cooled down from its checkpoint: resuming a 3-step constant run with a
+    3-step cool-down to 6 steps gives the weights of the run planned that way from step 0; a cool-down that would
+    have changed a trained step's rate is refused."""
+    sources = [SYNTH, str(photo_folder)]
+    planned = train_backbone(_tiny(steps=6, lr_cooldown_steps=3), sources, tmp_path / "planned")
+    out = train_backbone(_tiny(steps=3), sources, tmp_path / "pieces")
+    with pytest.raises(ConfigMismatchError, match="lr_cooldown_steps 0 -> 4, steps 3 -> 6 .* step 2") as error:
+        train_backbone(_tiny(steps=6, lr_cooldown_steps=4), sources, out, resume=True)
+    _one_line(error)
+    train_backbone(_tiny(steps=6, lr_cooldown_steps=3), sources, out, resume=True)
+    assert _same_weights(out, planned)
+    assert json.loads((out / "training.json").read_text())["config"]["lr_cooldown_steps"] == 3
 
 
 def test_a_cosine_run_resumes_exactly_and_only_with_its_steps(full_run, photo_folder, tmp_path, capsys):
@@ -182,11 +203,12 @@ def test_a_cosine_run_resumes_exactly_and_only_with_its_steps(full_run, photo_fo
     train_backbone(config, sources, out, time_budget_s=0, budget_clock="cpu")
     assert "CPU-time budget of 0 min spent at step 1 of 6" in capsys.readouterr().out
     train_backbone(config, sources, out, resume=True, time_budget_s=0, budget_clock="cpu")
-    with pytest.raises(ConfigMismatchError, match="steps was 6") as error:
-        train_backbone(_tiny(lr_schedule="cosine", lr_warmup_steps=2, steps=8), sources, out, resume=True)
-    _one_line(error)
     train_backbone(config, sources, out, resume=True)
     assert _same_weights(out, whole)
+    # Only the warm-up is the same for a cosine over 8 steps: step 3 was trained at another rate.
+    with pytest.raises(ConfigMismatchError, match="steps 6 -> 8 .* changes the learning rate of step 3") as error:
+        train_backbone(_tiny(lr_schedule="cosine", lr_warmup_steps=2, steps=8), sources, out, resume=True)
+    _one_line(error)
     pieces = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["pieces"]
     assert [piece["end"] for piece in pieces] == [1, 2, 6] and all(piece["cpu_s"] > 0 for piece in pieces)
 
