@@ -56,6 +56,9 @@ CANDIDATES: dict[str, Candidate] = {
     # says nothing of the image: fundus-pool-v2's samples take their colours from clipping there. v stays posed.
     "vpred": Candidate(change="predicts v (sqrt(a) eps - sqrt(1 - a) x0)",
                        overrides=dict(prediction_type="v_prediction")),
+    # fundus-pool-v2's CHASE_DB1 probe Dice stopped rising at step 4,005 (1.37 CPU h): is the plateau the capacity's?
+    "crop128-deep": Candidate(change="crop128 (fundus-pool-v2's recipe) with 2 res blocks per level",
+                              overrides=dict(resolution=128, batch_size=4, layers_per_block=2)),
     "crop128-vpred": Candidate(change="crop128 (fundus-pool-v2's recipe), predicting v",
                                overrides=dict(resolution=128, batch_size=4, prediction_type="v_prediction")),
 }
