@@ -198,9 +198,9 @@ def learning_rate(config: BackboneTrainingConfig, step: int) -> float:
     """The learning rate of (0-based) optimizer step `step`: a function of the step alone, so that a resumed run
     follows the schedule of one that never stopped.
 
-    A linear warm-up reaches `lr` at step `lr_warmup_steps - 1`; then "constant" holds it (over the last
-    `lr_cooldown_steps` steps falling linearly towards 0: N/(N+1) of it, ..., 1/(N+1)) and "cosine" follows half a cosine from `lr` to 0 at step
-    `steps` (the usual DDPM/ADM recipe; its end is the run's planned length).
+    A linear warm-up reaches `lr` at step `lr_warmup_steps - 1`; then "constant" holds it (its last N =
+    `lr_cooldown_steps` steps falling linearly towards 0: N/(N+1) of it, ..., 1/(N+1)) and "cosine" follows half a
+    cosine from `lr` to 0 at step `steps` (the usual DDPM/ADM recipe; its end is the run's planned length).
     """
     if step < config.lr_warmup_steps:
         return config.lr * (step + 1) / config.lr_warmup_steps
