@@ -28,7 +28,9 @@ table bench/backbone_sweep.py compares at equal CPU time): train the sweep's win
     OMP_NUM_THREADS=1 python bench/train_shipped_backbone.py --pool POOL --name fundus-pool-v2 --recipe NAME \
         --steps 20000 --time-budget-minutes 120
 
-(a cosine recipe decays over --steps: pass the same --steps to every piece). No evaluation dataset is read.
+(a cosine recipe decays over --steps: pass the same --steps to every piece). A finished run can go on with a
+cool-down (`--cooldown-steps N`) or with scale augmentation (`--zoom LOW HIGH --zoom-from-step S`, S its last step)
+in a copy of its folder. No evaluation dataset is read.
 """
 
 import argparse
@@ -66,13 +68,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20000, help="total steps of the run (default: 20000)")
     parser.add_argument("--cooldown-steps", type=int, default=0,
                         help="the last N of --steps decay the rate linearly to 0 (a constant recipe only)")
+    parser.add_argument("--zoom", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
+                        help="scale augmentation: crops cut at a zoom drawn log-uniformly from LOW..HIGH (default: 1 1)")
+    parser.add_argument("--zoom-from-step", type=int, default=0,
+                        help="the first step the zoom applies to (a finished run resumes with a zoom after it)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast)")
     parser.add_argument("--time-budget-minutes", type=float, help="stop this piece once it has trained so long")
     parser.add_argument("--ship", action="store_true", help="then copy the model to extract/backbones/NAME")
     args = parser.parse_args()
     out = args.out or RUNS_DIR / args.name
     config = BackboneTrainingConfig.from_preset("tiny", steps=args.steps, device=args.device, **RUN_SETTINGS,
-                                                lr_cooldown_steps=args.cooldown_steps, **recipe(args.recipe))
+                                                lr_cooldown_steps=args.cooldown_steps, zoom_range=tuple(args.zoom),
+                                                zoom_from_step=args.zoom_from_step, **recipe(args.recipe))
     budget_s = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
     resume = (out / TRAINING_FILE).is_file()
     train_backbone(config, [str(args.pool)], out, resume=resume, time_budget_s=budget_s)

@@ -138,6 +138,11 @@ def model_card(name: str, config: BackboneTrainingConfig, counts: dict[str, int]
     data = "\n".join(f"- `{source}`: {count} images" for source, count in counts.items())
     unfinished = "" if state["step"] >= config.steps else " (unfinished: `--resume` continues)"
     warmup = f", {config.lr_warmup_steps} warm-up steps" if config.lr_warmup_steps else ""
+    cooldown = f", the last {config.lr_cooldown_steps} steps falling to 0" if config.lr_cooldown_steps else ""
+    low, high = config.zoom_range
+    zoom = "" if (low, high) == (1.0, 1.0) else (
+        f", cut at a zoom drawn log-uniformly from {low:g} to {high:g}"
+        + (f" from step {config.zoom_from_step} on" if config.zoom_from_step else ""))
     pieces = "\n".join(
         f"  - steps {piece['start']} to {piece['end']}: {_duration(piece['wall_s'])} on {piece['hardware']}"
         for piece in state["pieces"]
@@ -174,11 +179,11 @@ self-attention at {attention}, scale-shift norm {config.scale_shift_norm}, resbl
 ## Data
 {data}
 - FOV-cropped, padded square, resized to {config.image_size} px, random {config.resolution} px \
-crops and left-right flips
+crops{zoom} and left-right flips
 
 ## Training
 - steps: {state['step']} of {config.steps}{unfinished}, batch {config.batch_size}, resolution {config.resolution}, \
-AdamW lr {config.lr} ({config.lr_schedule}{warmup}), grad clip {config.grad_clip}, seed {config.seed}
+AdamW lr {config.lr} ({config.lr_schedule}{warmup}{cooldown}), grad clip {config.grad_clip}, seed {config.seed}
 - final loss (mean of the last {min(len(losses), 100)} steps): {final_loss:.5f}
 - wall time: {_duration(state['wall_s'])}, in {len(state['pieces'])} piece(s):
 {pieces}

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from dgss.extract.appearance import AppearanceMeter, AppearanceTarget
-from dgss.extract.backbone_presets import BackboneTrainingConfig
+from dgss.extract.backbone_presets import BackboneTrainingConfig, crop_zoom
 from dgss.extract.datasets import DatasetReader, derive_fov, get_dataset, read_image, source_ids
 from dgss.extract.datasets.image_io import IMAGE_SUFFIXES, is_image_file
 from dgss.store.errors import DatasetError
@@ -134,13 +134,27 @@ def _epoch_order(seed: int, epoch: int, count: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, count]).permutation(count)
 
 
-def _crops(pool: ImagePool, indices: Sequence[int], rng: np.random.Generator, resolution: int) -> np.ndarray:
-    """Random `resolution` px crops of the given images, each flipped left-right with probability 1/2."""
-    offsets = rng.integers(0, pool.size - resolution + 1, size=(len(indices), 2))
-    flips = rng.random(len(indices)) < 0.5
+def _crops(pool: ImagePool, indices: Sequence[int], rng: np.random.Generator, resolution: int,
+           zoom: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """Random `resolution` px crops of the given images, each flipped left-right with probability 1/2.
+
+    With a zoom range other than (1, 1), each crop is first cut `resolution / zoom` px wide, at a zoom drawn
+    log-uniformly from the range, then resized to `resolution` (a zoom above 1 shows vessels wider).
+    """
+    count = len(indices)
+    if zoom == (1.0, 1.0):
+        sides = np.full(count, resolution)
+        offsets = rng.integers(0, pool.size - resolution + 1, size=(count, 2))
+    else:
+        zooms = np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]), size=count))
+        sides = np.minimum(np.rint(resolution / zooms).astype(int), pool.size)
+        offsets = rng.integers(0, pool.size - sides[:, None] + 1, size=(count, 2))
+    flips = rng.random(count) < 0.5
     crops = []
-    for index, (top, left), flip in zip(indices, offsets, flips):
-        crop = pool.square(index)[top : top + resolution, left : left + resolution]
+    for index, side, (top, left), flip in zip(indices, sides, offsets, flips):
+        crop = pool.square(index)[top : top + side, left : left + side]
+        if side != resolution:
+            crop = np.asarray(Image.fromarray(crop).resize((resolution, resolution), Image.Resampling.LANCZOS))
         crops.append(crop[:, ::-1] if flip else crop)
     return np.ascontiguousarray(np.stack(crops))
 
@@ -149,7 +163,8 @@ def training_batch(pool: ImagePool, config: BackboneTrainingConfig, step: int) -
     """The images of training step `step`: a pure function of (seed, step), so resuming replays the same data.
 
     Images are drawn without replacement in per-epoch permutations, then randomly cropped to the resolution
-    from FOV squares of `image_size` (the scale features are later extracted at) and flipped left-right.
+    from FOV squares of `image_size` (the scale features are later extracted at; zoomed from `zoom_from_step` on,
+    where `zoom_range` says so) and flipped left-right.
 
     Returns
     -------
@@ -159,13 +174,13 @@ def training_batch(pool: ImagePool, config: BackboneTrainingConfig, step: int) -
     count = len(pool)
     positions = step * config.batch_size + np.arange(config.batch_size)
     indices = [int(_epoch_order(config.seed, int(p // count), count)[p % count]) for p in positions]
-    crops = _crops(pool, indices, step_rng(config.seed, step, 0), config.resolution)
+    crops = _crops(pool, indices, step_rng(config.seed, step, 0), config.resolution, crop_zoom(config, step))
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def real_crops(pool: ImagePool, config: BackboneTrainingConfig, count: int) -> np.ndarray:
-    """`count` crops drawn as training draws them (same scale, size and flips), the same for every checkpoint of a
-    run: what the samples should look like.
+    """`count` crops drawn as training draws them (same size and flips, at the extraction scale: no zoom), the same
+    for every checkpoint of a run: what the samples should look like.
 
     Returns
     -------

@@ -22,9 +22,11 @@ LR_SCHEDULES = ("constant", "cosine")
 RESUMABLE_FIELDS = frozenset({
     "steps", "checkpoint_every", "sample_count", "sample_steps", "device", "gradient_checkpointing",
 })
-# Fields of the learning-rate schedule: a resume may change them where the rate of every step already trained stays
-# the same (a constant run may be given a cool-down that starts after its last step; a cosine run cannot move its end).
-SCHEDULE_FIELDS = frozenset({"steps", "lr_schedule", "lr_warmup_steps", "lr_cooldown_steps"})
+# Fields of the per-step schedules (learning rate, crop zoom): a resume may change them where every step already
+# trained keeps its rate and its data (a constant run may be given a cool-down, or a zoom, that starts after its last
+# step; a cosine run cannot move its end).
+SCHEDULE_FIELDS = frozenset({"steps", "lr_schedule", "lr_warmup_steps", "lr_cooldown_steps",
+                             "zoom_range", "zoom_from_step"})
 
 # Fields of older `training.json` files that no longer mean anything (one checkpoint file replaced the last N):
 # `from_dict` drops them so those runs still resume.
@@ -86,6 +88,11 @@ class BackboneTrainingConfig:
     # "constant" only: the last steps decay linearly to 0 (warm-up, stable, decay), so a long constant run that has
     # stopped improving can be cooled down from its checkpoint without being trained again from step 0
     lr_cooldown_steps: int = 0
+    # Scale augmentation: each crop is cut at a zoom drawn log-uniformly from this range and resized to `resolution`.
+    # Above 1 vessels look wider, as a camera with a narrower field shows them (CHASE_DB1's 30 degrees against the
+    # pool's 45); below 1 thinner. (1, 1) cuts crops at the scale features are extracted at only.
+    zoom_range: tuple[float, float] = (1.0, 1.0)
+    zoom_from_step: int = 0  # the first step the zoom applies to: a finished run can be resumed with a zoom after it
     ema_decay: float
     grad_clip: float = 1.0
     checkpoint_every: int
@@ -107,6 +114,14 @@ class BackboneTrainingConfig:
             raise ModelError(f"lr_cooldown_steps must lie in 0..steps={self.steps}, got {self.lr_cooldown_steps}")
         if self.lr_cooldown_steps and self.lr_schedule != "constant":
             raise ModelError(f"lr_cooldown_steps applies to the constant schedule, not to {self.lr_schedule!r}")
+        low, high = self.zoom_range
+        if not 0 < low <= high or self.resolution / low > self.image_size:
+            raise ModelError(
+                f"zoom_range {self.zoom_range} must satisfy 0 < low <= high with resolution / low <= image_size "
+                f"({self.resolution} / {low} > {self.image_size}: the crop would not fit its FOV square)"
+            )
+        if self.zoom_from_step < 0:
+            raise ModelError(f"zoom_from_step must be 0 or more, got {self.zoom_from_step}")
         if levels < 1 or any(c <= 0 or c % self.norm_num_groups for c in self.block_out_channels):
             raise ModelError(
                 f"block_out_channels {self.block_out_channels} must be positive multiples of "
@@ -209,6 +224,11 @@ def learning_rate(config: BackboneTrainingConfig, step: int) -> float:
         return config.lr * min(1.0, steps_left / (config.lr_cooldown_steps + 1))
     progress = (step - config.lr_warmup_steps) / max(1, config.steps - config.lr_warmup_steps)
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def crop_zoom(config: BackboneTrainingConfig, step: int) -> tuple[float, float]:
+    """The zoom range of (0-based) step `step`'s crops: (1, 1), no zoom, before `zoom_from_step`."""
+    return config.zoom_range if step >= config.zoom_from_step else (1.0, 1.0)
 
 
 def _schedule(config: BackboneTrainingConfig) -> dict[str, Any]:

@@ -191,6 +191,40 @@ def test_a_constant_run_resumes_with_a_cooldown_after_its_trained_steps(photo_fo
     assert json.loads((out / "training.json").read_text())["config"]["lr_cooldown_steps"] == 3
 
 
+def test_a_finished_run_resumes_with_a_zoom_after_its_trained_steps(photo_folder, tmp_path):
+    """Scale augmentation can be added to a long run from its checkpoint: a 3-step run resumed with a zoom from step
+    3 gives the weights of the run planned that way; a zoom from step 2 (already trained unzoomed) is refused."""
+    sources = [SYNTH, str(photo_folder)]
+    zoomed = dict(zoom_range=(0.9, 1.1), zoom_from_step=3)
+    planned = train_backbone(_tiny(steps=6, **zoomed), sources, tmp_path / "planned")
+    out = train_backbone(_tiny(steps=3), sources, tmp_path / "pieces")
+    with pytest.raises(ConfigMismatchError, match=r"zoom_from_step 0 -> 2, zoom_range \(1.0, 1.0\) -> \(0.9, 1.1\).* "
+                       "changes step 2") as error:
+        train_backbone(_tiny(steps=6, zoom_range=(0.9, 1.1), zoom_from_step=2), sources, out, resume=True)
+    _one_line(error)
+    train_backbone(_tiny(steps=6, **zoomed), sources, out, resume=True)
+    assert _same_weights(out, planned)
+    assert json.loads((out / "training.json").read_text())["config"]["zoom_range"] == [0.9, 1.1]
+    assert "zoom drawn log-uniformly from 0.9 to 1.1 from step 3 on" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_zoom_of_two_shows_the_pool_twice_as_large_from_its_first_step(tmp_path):
+    """Crops of a striped photo (period 4 px) show stripes of period 8 at zoom 2, and only from zoom_from_step on:
+    the batches before it are those of a run without zoom."""
+    columns = np.where(np.arange(36) % 4 < 2, 120, 240).astype(np.uint8)
+    Image.fromarray(np.broadcast_to(columns[None, :, None], (36, 36, 3)).copy()).save(tmp_path / "stripes.png")
+    plain, zoomed = _tiny(batch_size=2), _tiny(batch_size=2, zoom_range=(2.0, 2.0), zoom_from_step=4)
+    pool = ImagePool([str(tmp_path)], None, plain.image_size)
+
+    def _stripe_edges(batch: torch.Tensor) -> float:
+        rows = batch[:, 1, 16].numpy()  # (crop, x): the middle row of each crop's green channel
+        return float(np.mean([np.count_nonzero(np.diff(np.sign(row - row.mean()))) for row in rows]))
+
+    assert torch.equal(training_batch(pool, zoomed, 3), training_batch(pool, plain, 3))
+    assert _stripe_edges(training_batch(pool, plain, 4)) == pytest.approx(16, abs=1)
+    assert _stripe_edges(training_batch(pool, zoomed, 4)) == pytest.approx(8, abs=1)
+
+
 def test_a_cosine_run_resumes_exactly_and_only_with_its_steps(full_run, photo_folder, tmp_path, capsys):
     """Three pieces of a CPU-time budget give the weights of the uninterrupted cosine run (the rate is a function of
     the step, not kept state), which differ from the constant run's; its end cannot move on resume."""
@@ -206,7 +240,7 @@ def test_a_cosine_run_resumes_exactly_and_only_with_its_steps(full_run, photo_fo
     train_backbone(config, sources, out, resume=True)
     assert _same_weights(out, whole)
     # Only the warm-up is the same for a cosine over 8 steps: step 3 was trained at another rate.
-    with pytest.raises(ConfigMismatchError, match="steps 6 -> 8 .* changes the learning rate of step 3") as error:
+    with pytest.raises(ConfigMismatchError, match="steps 6 -> 8 .* changes step 3, already trained at learning rate") as error:
         train_backbone(_tiny(lr_schedule="cosine", lr_warmup_steps=2, steps=8), sources, out, resume=True)
     _one_line(error)
     pieces = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["pieces"]
@@ -368,7 +402,8 @@ def test_out_folder_rules(full_run, photo_folder, tmp_path):
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(resolution=33), dict(prediction_type="v"), dict(attention_levels=(5,)), dict(steps=0)],
+    [dict(resolution=33), dict(prediction_type="v"), dict(attention_levels=(5,)), dict(steps=0),
+     dict(zoom_range=(1.5, 1.2)), dict(zoom_range=(0.5, 1.0)), dict(zoom_from_step=-1)],
 )
 def test_bad_config_values_are_model_errors(overrides):
     with pytest.raises(ModelError) as error:
@@ -385,14 +420,14 @@ def test_cli_trains_in_pieces_of_a_time_budget_and_refuses_a_used_folder(photo_f
     out = tmp_path / "cli"
     args = ["train-diffusion", "--source", str(photo_folder), "--out", str(out), "--resolution", "32",
             "--steps", "2", "--batch-size", "1", "--prediction-type", "epsilon", "--sample-count", "1",
-            "--sample-steps", "2", "--lr-schedule", "cosine", "--lr-warmup-steps", "1"]
+            "--sample-steps", "2", "--lr-schedule", "cosine", "--lr-warmup-steps", "1", "--zoom", "1", "1.2"]
     cli = get_group(app)  # a group even while this is the only command registered
     stopped = CliRunner().invoke(cli, [*args, "--time-budget", "0"])
     assert stopped.exit_code == 0, stopped.output
     assert "time budget of 0 min spent at step 1 of 2" in stopped.output
     assert DDIMScheduler.from_pretrained(out).config.prediction_type == "epsilon"
     recorded = json.loads((out / "training.json").read_text())["config"]
-    assert (recorded["lr_schedule"], recorded["lr_warmup_steps"]) == ("cosine", 1)
+    assert (recorded["lr_schedule"], recorded["lr_warmup_steps"], recorded["zoom_range"]) == ("cosine", 1, [1.0, 1.2])
     again = CliRunner().invoke(cli, args)
     assert isinstance(again.exception, DgssError) and "--resume" in str(again.exception)
     finished = CliRunner().invoke(cli, [*args, "--resume", "--time-budget", "60"])
