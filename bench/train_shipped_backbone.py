@@ -29,8 +29,8 @@ table bench/backbone_sweep.py compares at equal CPU time): train the sweep's win
         --steps 20000 --time-budget-minutes 120
 
 (a cosine recipe decays over --steps: pass the same --steps to every piece). A finished run can go on with a
-cool-down (`--cooldown-steps N`) or with scale augmentation (`--zoom LOW HIGH --zoom-from-step S`, S its last step)
-in a copy of its folder. No evaluation dataset is read.
+cool-down (`--cooldown-steps N`) or with augmentation (`--zoom LOW HIGH`, `--photometric`;
+`--augment-from-step S`, S its last step) in a copy of its folder. No evaluation dataset is read.
 """
 
 import argparse
@@ -69,9 +69,11 @@ def main() -> None:
     parser.add_argument("--cooldown-steps", type=int, default=0,
                         help="the last N of --steps decay the rate linearly to 0 (a constant recipe only)")
     parser.add_argument("--zoom", type=float, nargs=2, default=(1.0, 1.0), metavar=("LOW", "HIGH"),
-                        help="scale augmentation: crops cut at a zoom drawn log-uniformly from LOW..HIGH (default: 1 1)")
-    parser.add_argument("--zoom-from-step", type=int, default=0,
-                        help="the first step the zoom applies to (a finished run resumes with a zoom after it)")
+                        help="scale augmentation: crops cut at a zoom drawn log-uniformly in LOW..HIGH (default 1 1)")
+    parser.add_argument("--photometric", action="store_true",
+                        help="photometric augmentation: gamma, contrast, colour cast, blur and noise per crop")
+    parser.add_argument("--augment-from-step", type=int, default=0,
+                        help="the first step --zoom and --photometric apply to (a finished run resumes with them)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast)")
     parser.add_argument("--time-budget-minutes", type=float, help="stop this piece once it has trained so long")
     parser.add_argument("--ship", action="store_true", help="then copy the model to extract/backbones/NAME")
@@ -79,7 +81,8 @@ def main() -> None:
     out = args.out or RUNS_DIR / args.name
     config = BackboneTrainingConfig.from_preset("tiny", steps=args.steps, device=args.device, **RUN_SETTINGS,
                                                 lr_cooldown_steps=args.cooldown_steps, zoom_range=tuple(args.zoom),
-                                                zoom_from_step=args.zoom_from_step, **recipe(args.recipe))
+                                                photometric=args.photometric,
+                                                augment_from_step=args.augment_from_step, **recipe(args.recipe))
     budget_s = None if args.time_budget_minutes is None else 60 * args.time_budget_minutes
     resume = (out / TRAINING_FILE).is_file()
     train_backbone(config, [str(args.pool)], out, resume=resume, time_budget_s=budget_s)

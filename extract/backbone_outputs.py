@@ -140,9 +140,10 @@ def model_card(name: str, config: BackboneTrainingConfig, counts: dict[str, int]
     warmup = f", {config.lr_warmup_steps} warm-up steps" if config.lr_warmup_steps else ""
     cooldown = f", the last {config.lr_cooldown_steps} steps falling to 0" if config.lr_cooldown_steps else ""
     low, high = config.zoom_range
-    zoom = "" if (low, high) == (1.0, 1.0) else (
-        f", cut at a zoom drawn log-uniformly from {low:g} to {high:g}"
-        + (f" from step {config.zoom_from_step} on" if config.zoom_from_step else ""))
+    zoom = "" if (low, high) == (1.0, 1.0) else f", cut at a zoom drawn log-uniformly from {low:g} to {high:g}"
+    photometric = ", photometric changes (gamma, contrast, colour cast, blur, noise)" if config.photometric else ""
+    augmented_from = f" (augmentations from step {config.augment_from_step} on)" if (
+        (zoom or photometric) and config.augment_from_step) else ""
     pieces = "\n".join(
         f"  - steps {piece['start']} to {piece['end']}: {_duration(piece['wall_s'])} on {piece['hardware']}"
         for piece in state["pieces"]
@@ -179,7 +180,7 @@ self-attention at {attention}, scale-shift norm {config.scale_shift_norm}, resbl
 ## Data
 {data}
 - FOV-cropped, padded square, resized to {config.image_size} px, random {config.resolution} px \
-crops{zoom} and left-right flips
+crops{zoom}{photometric} and left-right flips{augmented_from}
 
 ## Training
 - steps: {state['step']} of {config.steps}{unfinished}, batch {config.batch_size}, resolution {config.resolution}, \

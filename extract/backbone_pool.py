@@ -17,8 +17,9 @@ import torch
 from PIL import Image
 
 from dgss.extract.appearance import AppearanceMeter, AppearanceTarget
-from dgss.extract.backbone_presets import BackboneTrainingConfig, crop_zoom
+from dgss.extract.backbone_presets import BackboneTrainingConfig, crop_photometric, crop_zoom
 from dgss.extract.datasets import DatasetReader, derive_fov, get_dataset, read_image, source_ids
+from dgss.extract.datasets.photometric import PhotometricChange
 from dgss.extract.datasets.image_io import IMAGE_SUFFIXES, is_image_file
 from dgss.store.errors import DatasetError
 
@@ -159,12 +160,24 @@ def _crops(pool: ImagePool, indices: Sequence[int], rng: np.random.Generator, re
     return np.ascontiguousarray(np.stack(crops))
 
 
+def _rerendered(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each crop re-rendered by its own photometric change inside its FOV (derived from the crop; a crop without one,
+    all surround, stays as it is)."""
+    changed = crops.copy()
+    for index, crop in enumerate(crops):
+        fov = derive_fov(crop)
+        change = PhotometricChange.draw(rng)
+        if fov.any():
+            changed[index] = change.apply(crop, fov, rng)
+    return changed
+
+
 def training_batch(pool: ImagePool, config: BackboneTrainingConfig, step: int) -> torch.Tensor:
     """The images of training step `step`: a pure function of (seed, step), so resuming replays the same data.
 
     Images are drawn without replacement in per-epoch permutations, then randomly cropped to the resolution
-    from FOV squares of `image_size` (the scale features are later extracted at; zoomed from `zoom_from_step` on,
-    where `zoom_range` says so) and flipped left-right.
+    from FOV squares of `image_size` (the scale features are later extracted at) and flipped left-right; from
+    `augment_from_step` on, zoomed (`zoom_range`) and re-rendered (`photometric`) where the config says so.
 
     Returns
     -------
@@ -175,6 +188,8 @@ def training_batch(pool: ImagePool, config: BackboneTrainingConfig, step: int) -
     positions = step * config.batch_size + np.arange(config.batch_size)
     indices = [int(_epoch_order(config.seed, int(p // count), count)[p % count]) for p in positions]
     crops = _crops(pool, indices, step_rng(config.seed, step, 0), config.resolution, crop_zoom(config, step))
+    if crop_photometric(config, step):
+        crops = _rerendered(crops, step_rng(config.seed, step, 2))
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 

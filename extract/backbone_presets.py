@@ -22,11 +22,11 @@ LR_SCHEDULES = ("constant", "cosine")
 RESUMABLE_FIELDS = frozenset({
     "steps", "checkpoint_every", "sample_count", "sample_steps", "device", "gradient_checkpointing",
 })
-# Fields of the per-step schedules (learning rate, crop zoom): a resume may change them where every step already
-# trained keeps its rate and its data (a constant run may be given a cool-down, or a zoom, that starts after its last
-# step; a cosine run cannot move its end).
+# Fields of the per-step schedules (learning rate, crop augmentation): a resume may change them where every step
+# already trained keeps its rate and its data (a constant run may be given a cool-down, or an augmentation, that
+# starts after its last step; a cosine run cannot move its end).
 SCHEDULE_FIELDS = frozenset({"steps", "lr_schedule", "lr_warmup_steps", "lr_cooldown_steps",
-                             "zoom_range", "zoom_from_step"})
+                             "zoom_range", "photometric", "augment_from_step"})
 
 # Fields of older `training.json` files that no longer mean anything (one checkpoint file replaced the last N):
 # `from_dict` drops them so those runs still resume.
@@ -92,7 +92,10 @@ class BackboneTrainingConfig:
     # Above 1 vessels look wider, as a camera with a narrower field shows them (CHASE_DB1's 30 degrees against the
     # pool's 45); below 1 thinner. (1, 1) cuts crops at the scale features are extracted at only.
     zoom_range: tuple[float, float] = (1.0, 1.0)
-    zoom_from_step: int = 0  # the first step the zoom applies to: a finished run can be resumed with a zoom after it
+    # Photometric augmentation: each crop re-rendered inside its FOV as another camera might show it (gamma, contrast,
+    # colour cast, blur, noise: the draws of the `NAME+photoK` dataset views), so features learn to ignore them.
+    photometric: bool = False
+    augment_from_step: int = 0  # the first step zoom and photometric apply to (a finished run resumes with them)
     ema_decay: float
     grad_clip: float = 1.0
     checkpoint_every: int
@@ -120,8 +123,8 @@ class BackboneTrainingConfig:
                 f"zoom_range {self.zoom_range} must satisfy 0 < low <= high with resolution / low <= image_size "
                 f"({self.resolution} / {low} > {self.image_size}: the crop would not fit its FOV square)"
             )
-        if self.zoom_from_step < 0:
-            raise ModelError(f"zoom_from_step must be 0 or more, got {self.zoom_from_step}")
+        if self.augment_from_step < 0:
+            raise ModelError(f"augment_from_step must be 0 or more, got {self.augment_from_step}")
         if levels < 1 or any(c <= 0 or c % self.norm_num_groups for c in self.block_out_channels):
             raise ModelError(
                 f"block_out_channels {self.block_out_channels} must be positive multiples of "
@@ -227,8 +230,13 @@ def learning_rate(config: BackboneTrainingConfig, step: int) -> float:
 
 
 def crop_zoom(config: BackboneTrainingConfig, step: int) -> tuple[float, float]:
-    """The zoom range of (0-based) step `step`'s crops: (1, 1), no zoom, before `zoom_from_step`."""
-    return config.zoom_range if step >= config.zoom_from_step else (1.0, 1.0)
+    """The zoom range of (0-based) step `step`'s crops: (1, 1), no zoom, before `augment_from_step`."""
+    return config.zoom_range if step >= config.augment_from_step else (1.0, 1.0)
+
+
+def crop_photometric(config: BackboneTrainingConfig, step: int) -> bool:
+    """Whether step `step`'s crops are photometrically re-rendered: never before `augment_from_step`."""
+    return config.photometric and step >= config.augment_from_step
 
 
 def _schedule(config: BackboneTrainingConfig) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from dgss.extract.backbone_presets import (
     BackboneTrainingConfig,
     build_noise_scheduler,
     build_unet,
+    crop_photometric,
     crop_zoom,
     learning_rate,
 )
@@ -162,15 +163,16 @@ def _check_schedule(recorded: BackboneTrainingConfig, config: BackboneTrainingCo
     """Refuse a schedule that would have given any step already trained another learning rate or other crops: the
     weights would then be those of no run that never stopped."""
     for step in range(trained_steps):
-        before = learning_rate(recorded, step), crop_zoom(recorded, step)
-        now = learning_rate(config, step), crop_zoom(config, step)
+        before = learning_rate(recorded, step), crop_zoom(recorded, step), crop_photometric(recorded, step)
+        now = learning_rate(config, step), crop_zoom(config, step), crop_photometric(config, step)
         if before != now:
             changed = ", ".join(f"{name} {getattr(recorded, name)!r} -> {getattr(config, name)!r}"
                                 for name in sorted(SCHEDULE_FIELDS) if getattr(recorded, name) != getattr(config, name))
             raise ConfigMismatchError(
                 f"--resume: {changed} (from {saved_path}) changes step {step}, already trained at learning rate "
-                f"{before[0]:.3g} and zoom {before[1]} (now {now[0]:.3g}, {now[1]}); keep the schedule of the "
-                f"{trained_steps} trained steps (a constant run may add a cool-down or a zoom that starts after them)"
+                f"{before[0]:.3g}, zoom {before[1]}, photometric {before[2]} (now {now[0]:.3g}, {now[1]}, {now[2]}); "
+                f"keep the schedule of the {trained_steps} trained steps (a constant run may add a cool-down or "
+                "augmentations that start after them)"
             )
 
 

@@ -56,9 +56,14 @@ def train_diffusion(
         "cool-down that starts after its trained steps (default: none).")] = 0,
     zoom: Annotated[tuple[float, float], typer.Option(
         min=0.01, metavar="LOW HIGH", help="Scale augmentation: each crop cut at a zoom drawn log-uniformly from "
-        "LOW..HIGH (above 1 vessels look wider, as through a narrower-field camera; default: 1 1, none).")] = (1.0, 1.0),
-    zoom_from_step: Annotated[int, typer.Option(
-        min=0, help="The first step --zoom applies to: a finished run resumes with a zoom after its trained steps.")] = 0,
+        "LOW..HIGH (above 1 vessels look wider, as through a narrower-field camera; default: 1 1, none).")
+    ] = (1.0, 1.0),
+    photometric: Annotated[bool, typer.Option(
+        help="Photometric augmentation: each crop re-rendered as another camera might show it (gamma, contrast, "
+        "colour cast, blur, noise inside its FOV).")] = False,
+    augment_from_step: Annotated[int, typer.Option(
+        min=0, help="The first step --zoom and --photometric apply to: a finished run resumes with them after its "
+        "trained steps.")] = 0,
     prediction_type: Annotated[
         Prediction, typer.Option(help="Network target: sample (x0, as in the paper), epsilon or v_prediction.")
     ] = Prediction.sample,
@@ -99,7 +104,8 @@ def train_diffusion(
         lr_warmup_steps=lr_warmup_steps,
         lr_cooldown_steps=lr_cooldown_steps,
         zoom_range=zoom,
-        zoom_from_step=zoom_from_step,
+        photometric=photometric,
+        augment_from_step=augment_from_step,
         prediction_type=prediction_type.value,
         checkpoint_every=checkpoint_every,
         sample_count=sample_count,

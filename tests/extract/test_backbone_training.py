@@ -195,25 +195,26 @@ def test_a_finished_run_resumes_with_a_zoom_after_its_trained_steps(photo_folder
     """Scale augmentation can be added to a long run from its checkpoint: a 3-step run resumed with a zoom from step
     3 gives the weights of the run planned that way; a zoom from step 2 (already trained unzoomed) is refused."""
     sources = [SYNTH, str(photo_folder)]
-    zoomed = dict(zoom_range=(0.9, 1.1), zoom_from_step=3)
+    zoomed = dict(zoom_range=(0.9, 1.1), augment_from_step=3)
     planned = train_backbone(_tiny(steps=6, **zoomed), sources, tmp_path / "planned")
     out = train_backbone(_tiny(steps=3), sources, tmp_path / "pieces")
-    with pytest.raises(ConfigMismatchError, match=r"zoom_from_step 0 -> 2, zoom_range \(1.0, 1.0\) -> \(0.9, 1.1\).* "
-                       "changes step 2") as error:
-        train_backbone(_tiny(steps=6, zoom_range=(0.9, 1.1), zoom_from_step=2), sources, out, resume=True)
+    refused = r"augment_from_step 0 -> 2, steps 3 -> 6, zoom_range \(1.0, 1.0\) -> \(0.9, 1.1\).* changes step 2"
+    with pytest.raises(ConfigMismatchError, match=refused) as error:
+        train_backbone(_tiny(steps=6, zoom_range=(0.9, 1.1), augment_from_step=2), sources, out, resume=True)
     _one_line(error)
     train_backbone(_tiny(steps=6, **zoomed), sources, out, resume=True)
     assert _same_weights(out, planned)
     assert json.loads((out / "training.json").read_text())["config"]["zoom_range"] == [0.9, 1.1]
-    assert "zoom drawn log-uniformly from 0.9 to 1.1 from step 3 on" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "zoom drawn log-uniformly from 0.9 to 1.1 and left-right flips (augmentations from step 3 on)" in card
 
 
 def test_a_zoom_of_two_shows_the_pool_twice_as_large_from_its_first_step(tmp_path):
-    """Crops of a striped photo (period 4 px) show stripes of period 8 at zoom 2, and only from zoom_from_step on:
+    """Crops of a striped photo (period 4 px) show stripes of period 8 at zoom 2, and only from augment_from_step on:
     the batches before it are those of a run without zoom."""
     columns = np.where(np.arange(36) % 4 < 2, 120, 240).astype(np.uint8)
     Image.fromarray(np.broadcast_to(columns[None, :, None], (36, 36, 3)).copy()).save(tmp_path / "stripes.png")
-    plain, zoomed = _tiny(batch_size=2), _tiny(batch_size=2, zoom_range=(2.0, 2.0), zoom_from_step=4)
+    plain, zoomed = _tiny(batch_size=2), _tiny(batch_size=2, zoom_range=(2.0, 2.0), augment_from_step=4)
     pool = ImagePool([str(tmp_path)], None, plain.image_size)
 
     def _stripe_edges(batch: torch.Tensor) -> float:
@@ -223,6 +224,16 @@ def test_a_zoom_of_two_shows_the_pool_twice_as_large_from_its_first_step(tmp_pat
     assert torch.equal(training_batch(pool, zoomed, 3), training_batch(pool, plain, 3))
     assert _stripe_edges(training_batch(pool, plain, 4)) == pytest.approx(16, abs=1)
     assert _stripe_edges(training_batch(pool, zoomed, 4)) == pytest.approx(8, abs=1)
+
+
+def test_photometric_crops_change_only_from_their_first_step_and_only_inside_the_fov(photo_folder):
+    plain, photo = _tiny(batch_size=3), _tiny(batch_size=3, photometric=True, augment_from_step=2)
+    pool = ImagePool([str(photo_folder)], None, plain.image_size)
+    assert torch.equal(training_batch(pool, photo, 1), training_batch(pool, plain, 1))
+    before, after = training_batch(pool, plain, 2), training_batch(pool, photo, 2)
+    assert not torch.equal(before, after)
+    surround = (before == -1).all(dim=1)  # black pixels of the photos' surround
+    assert surround.any() and torch.equal(after.permute(0, 2, 3, 1)[surround], before.permute(0, 2, 3, 1)[surround])
 
 
 def test_a_cosine_run_resumes_exactly_and_only_with_its_steps(full_run, photo_folder, tmp_path, capsys):
@@ -403,7 +414,7 @@ def test_out_folder_rules(full_run, photo_folder, tmp_path):
 @pytest.mark.parametrize(
     "overrides",
     [dict(resolution=33), dict(prediction_type="v"), dict(attention_levels=(5,)), dict(steps=0),
-     dict(zoom_range=(1.5, 1.2)), dict(zoom_range=(0.5, 1.0)), dict(zoom_from_step=-1)],
+     dict(zoom_range=(1.5, 1.2)), dict(zoom_range=(0.5, 1.0)), dict(augment_from_step=-1)],
 )
 def test_bad_config_values_are_model_errors(overrides):
     with pytest.raises(ModelError) as error:
