@@ -148,7 +148,7 @@ def _crops(pool: ImagePool, indices: Sequence[int], rng: np.random.Generator, re
         offsets = rng.integers(0, pool.size - resolution + 1, size=(count, 2))
     else:
         zooms = np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]), size=count))
-        sides = np.minimum(np.rint(resolution / zooms).astype(int), pool.size)
+        sides = np.rint(resolution / zooms).astype(int)  # at most pool.size: the config checks the low zoom
         offsets = rng.integers(0, pool.size - sides[:, None] + 1, size=(count, 2))
     flips = rng.random(count) < 0.5
     crops = []

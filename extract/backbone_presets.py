@@ -118,10 +118,13 @@ class BackboneTrainingConfig:
         if self.lr_cooldown_steps and self.lr_schedule != "constant":
             raise ModelError(f"lr_cooldown_steps applies to the constant schedule, not to {self.lr_schedule!r}")
         low, high = self.zoom_range
-        if not 0 < low <= high or self.resolution / low > self.image_size:
+        if not 0 < low <= high:
+            raise ModelError(f"zoom_range {self.zoom_range} must satisfy 0 < low <= high")
+        if self.resolution / low > self.image_size:
             raise ModelError(
-                f"zoom_range {self.zoom_range} must satisfy 0 < low <= high with resolution / low <= image_size "
-                f"({self.resolution} / {low} > {self.image_size}: the crop would not fit its FOV square)"
+                f"zoom_range {self.zoom_range}: a crop cut at zoom {low} ({self.resolution} / {low} px) would not "
+                f"fit its FOV square of image_size {self.image_size}; raise the low zoom to "
+                f"{self.resolution / self.image_size:.3g} or more"
             )
         if self.augment_from_step < 0:
             raise ModelError(f"augment_from_step must be 0 or more, got {self.augment_from_step}")
