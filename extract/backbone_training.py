@@ -15,6 +15,7 @@ import copy
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,6 +111,14 @@ def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler:
         group["lr"] = learning_rate(config, step)
     optimizer.step()
     return loss.item()
+
+
+def _log_checkpoint(state: dict, config: BackboneTrainingConfig, out: Path, spent_s: float) -> None:
+    """A progress line for logs, on stderr where the bar would have gone; stdout keeps the run's outcome only."""
+    recent = state["losses"][-config.checkpoint_every:]
+    print(f"train-diffusion: step {state['step']} of {config.steps}, mean loss {sum(recent) / len(recent):.4f} over "
+          f"the last {len(recent)} steps, {spent_s / 60:.1f} min in this piece; checkpoint saved in {out}",
+          file=sys.stderr, flush=True)
 
 
 def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
@@ -278,6 +287,8 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
             save_checkpoint(out, {**state, "model": model.state_dict(), "ema": ema.state_dict(),
                                   "optimizer": optimizer.state_dict()})
             write_outputs(out, config, ema, state, pool)
+            if progress.disable:  # no terminal (a batch job's log): one line per checkpoint instead of a bar
+                _log_checkpoint(state, config, out, spent)
         if out_of_time:
             break
     progress.close()

@@ -96,6 +96,17 @@ def test_a_run_stopped_by_its_time_budget_saves_that_step_and_resumes_exactly(fu
     assert "in 3 piece(s)" in (out / "MODEL_CARD.md").read_text()
 
 
+def test_a_run_without_a_terminal_logs_one_line_per_checkpoint(photo_folder, tmp_path, capsys):
+    """A batch job's log has no progress bar, so each checkpoint says its step and loss on stderr (stdout stays
+    for the outcome)."""
+    out = train_backbone(_tiny(), [SYNTH, str(photo_folder)], tmp_path / "model")
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert captured.out == ""
+    assert [line.split(",")[0] for line in lines] == ["train-diffusion: step 3 of 6", "train-diffusion: step 6 of 6"]
+    assert all("mean loss" in line and "over the last 3 steps" in line and str(out) in line for line in lines)
+
+
 def test_the_appearance_statistics_are_of_the_whole_pool_and_travel_in_the_checkpoint(full_run, photo_folder,
                                                                                       tmp_path, monkeypatch):
     """Stopped after step 0, which reads 2 of the 6 images, the checkpoint already holds the statistics of all 6;
