@@ -190,7 +190,7 @@ def chart(summary: list[dict[str, object]], variant: str, path: Path) -> None:
     names = [f"{protocol}\n{target}" + ("\n(in domain)" if (protocol, target) in in_domain else "")
              for protocol, target in groups]
     axes[1].set_xticks(range(len(groups)), names, fontsize=8)
-    figure.suptitle(f"Domain generalization, variant {variant}: mean ± sd over seeds")
+    figure.suptitle(f"Domain generalization, variant {variant}\nmean ± sd over seeds")  # two lines: long names fit
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
