@@ -31,6 +31,9 @@ SCHEDULE_FIELDS = frozenset({"steps", "lr_schedule", "lr_warmup_steps", "lr_cool
 # Fields of older `training.json` files that no longer mean anything (one checkpoint file replaced the last N):
 # `from_dict` drops them so those runs still resume.
 RETIRED_FIELDS = frozenset({"keep_checkpoints"})
+# Fields of older `training.json` files saved under another name: `complete_record` reads them under the new one.
+# `zoom_from_step` became `augment_from_step` when photometric augmentation joined the zoom.
+RENAMED_FIELDS = {"zoom_from_step": "augment_from_step"}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (STACK.md: attention dominates CPU time).
@@ -179,7 +182,7 @@ class BackboneTrainingConfig:
         was trained as its default says (no `lr_schedule`: constant), so `--resume` compares it as such."""
         defaults = {field.name: _to_json(field.default) for field in dataclasses.fields(cls)
                     if field.default is not dataclasses.MISSING}
-        return {**defaults, **data}
+        return {**defaults, **{RENAMED_FIELDS.get(key, key): value for key, value in data.items()}}
 
     def attention_resolutions(self) -> tuple[int, ...]:
         """Feature-map sizes (pixels) at which self-attention runs, for the model card."""

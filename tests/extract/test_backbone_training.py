@@ -220,6 +220,21 @@ def test_a_finished_run_resumes_with_a_zoom_after_its_trained_steps(photo_folder
     assert "zoom drawn log-uniformly from 0.9 to 1.1 and left-right flips (augmentations from step 3 on)" in card
 
 
+def test_a_run_recorded_with_zoom_from_step_resumes_under_its_new_name(photo_folder, tmp_path):
+    """`zoom_from_step` was renamed `augment_from_step`: a run folder of the older dgss still resumes, and its
+    record still guards the steps it trained."""
+    sources = [SYNTH, str(photo_folder)]
+    zoomed = dict(zoom_range=(0.9, 1.1), augment_from_step=1)
+    out = train_backbone(_tiny(steps=3, **zoomed), sources, tmp_path / "older")
+    record = json.loads((out / "training.json").read_text())
+    record["config"]["zoom_from_step"] = record["config"].pop("augment_from_step")
+    (out / "training.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigMismatchError, match="augment_from_step 1 -> 2"):
+        train_backbone(_tiny(steps=6, zoom_range=(0.9, 1.1), augment_from_step=2), sources, out, resume=True)
+    train_backbone(_tiny(steps=6, **zoomed), sources, out, resume=True)
+    assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["step"] == 6
+
+
 def test_a_zoom_of_two_shows_the_pool_twice_as_large_from_its_first_step(tmp_path):
     """Crops of a striped photo (period 4 px) show stripes of period 8 at zoom 2, and only from augment_from_step on:
     the batches before it are those of a run without zoom."""
