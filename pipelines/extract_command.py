@@ -1,5 +1,6 @@
 """`dgss extract`: cache a dataset's diffusion features in a Zarr store, on this machine or a Dask cluster."""
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -48,41 +49,47 @@ def extract(
     images: Annotated[Optional[str], typer.Option(help="Comma list of image ids: extract only these.")] = None,
     labelled_only: Annotated[bool, typer.Option(help="Extract only the images that have a vessel label (a dataset labelled in part is otherwise extracted whole).")] = False,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Extract only the first N images of the selection, in the dataset's order.")] = None,
+    views: Annotated[int, typer.Option(min=0, help="Then extract photometric views 1..K of the dataset's training images (DATASET+photo1, ...), for `dgss fit-head --views K`.")] = 0,
 ) -> None:
     """Run the frozen UNet once per image and cache block x timestep x band features.
 
     --split, --images, --labelled-only and --limit compute a subset; the store entry still lists every image of the dataset, so a
     later run without them fills in the rest.
     """
-    summary = run_extraction(
-        ExtractionRequest(
-            dataset=dataset,
-            store=store,
-            model=model,
-            data_root=data_root,
-            blocks=parse_list(blocks, str, "block"),
-            timesteps=parse_list(timesteps, int, "timestep"),
-            mode=mode,
-            ensemble=ensemble,
-            seed=seed,
-            bands=bands,
-            input_size=input_size,
-            canvas_size=tiles,
-            tile_overlap=tile_overlap,
-            mantissa_bits=mantissa_bits,
-            canvas_field_deg=canvas_field_deg,
-            device=device,
-            workers=workers,
-            threads_per_worker=threads_per_worker,
-            scheduler=scheduler,
-            overwrite=overwrite,
-            split=split,
-            images=parse_list(images, str, "image id"),
-            labelled_only=labelled_only,
-            limit=limit,
-        )
+    from dgss.extract.datasets.photometric import view_names  # numpy and scipy: not for `dgss --help`
+
+    if views and split not in (None, "training"):
+        raise DgssError(f"--views {views} re-renders training images only and --split {split} selects none of them: "
+                        "drop --views, or extract the views in a run with --split training")
+    request = ExtractionRequest(
+        dataset=dataset,
+        store=store,
+        model=model,
+        data_root=data_root,
+        blocks=parse_list(blocks, str, "block"),
+        timesteps=parse_list(timesteps, int, "timestep"),
+        mode=mode,
+        ensemble=ensemble,
+        seed=seed,
+        bands=bands,
+        input_size=input_size,
+        canvas_size=tiles,
+        tile_overlap=tile_overlap,
+        mantissa_bits=mantissa_bits,
+        canvas_field_deg=canvas_field_deg,
+        device=device,
+        workers=workers,
+        threads_per_worker=threads_per_worker,
+        scheduler=scheduler,
+        overwrite=overwrite,
+        split=split,
+        images=parse_list(images, str, "image id"),
+        labelled_only=labelled_only,
+        limit=limit,
     )
-    typer.echo(summary_line(summary, store))
+    for name in [dataset, *view_names(dataset, views)]:
+        summary = run_extraction(dataclasses.replace(request, dataset=name))
+        typer.echo(summary_line(summary, store))
 
 
 def summary_line(summary: ExtractionSummary, store: str) -> str:

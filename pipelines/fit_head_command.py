@@ -29,6 +29,9 @@ def fit_head_command(
     store: Annotated[str, typer.Option(help="Feature store the sources were extracted into (a directory or a URL).")],
     out: Annotated[Path, typer.Option(help="Run folder to write (heads, run.json, loss curve).")],
     key: Annotated[str | None, typer.Option(help="Extraction key, when a source is cached under several.")] = None,
+    views: Annotated[int, typer.Option(min=0, help="Also train on photometric views 1..K of every source "
+                                                   "(DRIVE+photo1, ...; cache them with `dgss extract --views K`): "
+                                                   "the strongest lever on unseen cameras measured.")] = 0,
     head: Annotated[Head, typer.Option(help="Head architecture.")] = Head.tsfreqagg,
     head_param: Annotated[list[str] | None, typer.Option(help="Head hyperparameter NAME=VALUE (JSON value), "
                                                               "repeatable.")] = None,
@@ -64,6 +67,7 @@ def fit_head_command(
     """Train heads on the cached features alone (no UNet, no image decoding) and write a run folder."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
     from dgss.aggregate.training import HeadTrainingConfig, fit_head
+    from dgss.extract.datasets import view_names
     from dgss.extract.device import check_device
 
     check_device(device)
@@ -77,6 +81,7 @@ def fit_head_command(
     if resume and overwrite:
         raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]
+    sources += [view for name in sources for view in view_names(name, views)]
     run_dir = fit_head(store, sources, out, config, key=key, resume=resume, overwrite=overwrite,
                        keep_bytes=int(memory_gib * 2**30))
     typer.echo(f"run written to {run_dir} (score it with `dgss evaluate --run {run_dir} --target NAME`)")

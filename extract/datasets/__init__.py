@@ -6,6 +6,7 @@
 
 from dgss.extract.datasets.fov import derive_fov
 from dgss.extract.datasets.image_io import read_image
+from dgss.extract.datasets.photometric import view_names
 from dgss.extract.datasets.reader import DatasetReader, Sample
 from dgss.extract.datasets.registry import (
     dataset_names,
@@ -25,4 +26,5 @@ __all__ = [
     "resolve_data_root",
     "source_ids",
     "target_ids",
+    "view_names",
 ]

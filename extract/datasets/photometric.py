@@ -27,6 +27,11 @@ VIEW_SEPARATOR = "+photo"
 VIEW_NAME = re.compile(rf"(?P<base>.+){re.escape(VIEW_SEPARATOR)}(?P<view>\d+)")
 
 
+def view_names(name: str, views: int) -> list[str]:
+    """The names of `name`'s photometric views 1..`views` (`DRIVE+photo1`, ...): what `--views K` adds."""
+    return [f"{name}{VIEW_SEPARATOR}{view}" for view in range(1, views + 1)]
+
+
 def viewed_dataset(name: str) -> str:
     """The dataset whose images `name` shows: a view's base (views of views too), else `name` itself. A view's
     images are its base's, so a run trained on a view has seen those images of the base."""
