@@ -24,6 +24,7 @@ _EXPORTS = {
     "BackboneTrainingConfig": "dgss.extract.backbone_presets",
     "train_backbone": "dgss.extract.backbone_training",
     "FeatureStore": "dgss.store",
+    "view_names": "dgss.extract.datasets",
 }
 _RENAMED = {"open_store": ("dgss.store", "open")}  # `dgss.open` would shadow the builtin in `from dgss import *`
 

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+import dgss
 from dgss.store import FeatureStore
 
 DATASET = "SYNTH-A-4x64"  # 2 training images, 2 test images
@@ -56,3 +57,7 @@ def test_views_of_a_test_split_are_refused_before_any_work(extract_model_dir, tm
     code, _, err = _extract(dgss_cli, extract_model_dir, tmp_path / "f.zarr", "--views", "1", "--split", "test")
     assert code == 1 and err.count("\n") == 1 and "re-renders training images only" in err
     assert not (tmp_path / "f.zarr").exists()
+
+
+def test_the_api_names_the_views_the_options_add():
+    assert dgss.view_names("DRIVE", 2) == ["DRIVE+photo1", "DRIVE+photo2"] and dgss.view_names("DRIVE", 0) == []
