@@ -40,6 +40,8 @@ import sys
 import time
 from pathlib import Path
 
+from dgss.extract.datasets import view_names
+
 PROTOCOLS = {
     "single-DRIVE": (["DRIVE"], ["DRIVE", "STARE", "CHASE_DB1"]),
     "loo-DRIVE": (["STARE", "CHASE_DB1"], ["DRIVE"]),
@@ -226,7 +228,7 @@ def main() -> None:
             print(f"budget of {args.budget_minutes} min spent: stopping before {protocol} {head} seed {seed}")
             break
         sources, targets = PROTOCOLS[protocol]
-        sources = sources + [f"{source}+photo{view}" for source in sources for view in range(1, args.views + 1)]
+        sources = sources + [view for source in sources for view in view_names(source, args.views)]
         run_dir = args.runs / (args.runs_of or args.variant) / protocol / head / f"seed{seed}"
         if args.runs_of and not (run_dir / "run.json").is_file():
             print(f"{run_dir}: no finished run of variant {args.runs_of} to score; skipped")
