@@ -13,12 +13,15 @@ import hashlib
 import importlib.metadata
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import fsspec.core
 import zarr
+from fsspec.implementations.local import LocalFileSystem
 from zarr.abc.store import Store
 from zarr.core.sync import sync
 from zarr.errors import ContainsGroupError
@@ -83,6 +86,7 @@ class FeatureStore:
     """
 
     def __init__(self, path: StoreLike, *, create: bool = True) -> None:
+        path = local_path(path)
         self.location = str(path) if not isinstance(path, Store) else repr(path)
         with store_writes(self.location):
             self._root = _open_root(path, self.location, create=create)
@@ -258,8 +262,21 @@ def is_url(path: StoreLike) -> bool:
     return isinstance(path, str) and "://" in path
 
 
+def local_path(path: StoreLike) -> StoreLike:
+    """A URL that fsspec resolves to the local file system (`file:///shared/cache.zarr`) as the path it names, so it
+    behaves exactly as that path does (folders created, claims taken); anything else as given. Percent escapes are
+    decoded, as in every file URI (`Path.as_uri()` writes a space as %20)."""
+    if not is_url(path):
+        return path
+    protocol, _ = fsspec.core.split_protocol(path)
+    if protocol not in LocalFileSystem.protocol:
+        return path
+    return Path(LocalFileSystem._strip_protocol(urllib.parse.unquote(path)))
+
+
 def store_location(path: str | Path) -> str:
     """How a run records its store: a URL as given, a local path made absolute (so the run finds it from anywhere)."""
+    path = local_path(path)
     return path if is_url(path) else str(Path(path).resolve())
 
 
