@@ -20,10 +20,10 @@ import torch
 from torch.utils.data import Dataset
 
 from dgss.aggregate.augment import apply_symmetry, random_symmetry
-from dgss.extract.appearance import AppearanceTarget, match_appearance
 from dgss.aggregate.selection import select_features
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import crop, sample_windows
+from dgss.backbone.appearance import AppearanceTarget, match_appearance
 from dgss.store import Entry
 from dgss.store.errors import StoreError
 from dgss.store.schema import FEATURE_PREFIX

@@ -18,11 +18,13 @@ import numpy as np
 from tqdm import tqdm
 
 from dgss.aggregate.data import CachedImages, split_indices, unlabelled_count, warn_pending
+from dgss.aggregate.inference import image_prediction
 from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
-from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json, write_png
-from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, image_prediction, load_run
+from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json
+from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run
 from dgss.aggregate.selection import is_part_of
 from dgss.aggregate.spec import CacheSpec
+from dgss.plotting import write_png
 from dgss.store import Entry, FeatureStore
 from dgss.store.errors import ConfigMismatchError, StoreError
 from dgss.store.geometry import Geometry

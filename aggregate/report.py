@@ -6,35 +6,20 @@ Every file is written under a temporary name and renamed into place, so a reader
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-SERIES_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-                  (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
+from dgss.files import write_bytes_atomic
+from dgss.plotting import default_font, draw_line_plot, write_png
+
 TRUE_POSITIVE = (255, 255, 255)
 MISSED_VESSEL = (255, 0, 255)
 FALSE_ALARM = (0, 200, 0)
 OUTSIDE_FOV = (40, 40, 40)
 MIN_TILE_WIDTH = 200  # small canvases are enlarged (nearest) so the overlay stays readable
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary sibling and a rename (readers see old or new, never half)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
-def write_png(path: Path, picture: Image.Image) -> None:
-    """Save a PIL image as PNG atomically."""
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    write_bytes_atomic(path, buffer.getvalue())
 
 
 def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
@@ -49,60 +34,6 @@ def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
 def write_json(path: Path, value: object) -> None:
     """Save a JSON document (indented, keys in the order given) atomically."""
     write_bytes_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
-
-
-def _font(size: int = 12) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
-def draw_line_plot(series: Sequence[Sequence[float]], *, title: str, xlabel: str, ylabel: str,
-                   labels: Sequence[str] | None = None, size: tuple[int, int] = (640, 400)) -> Image.Image:
-    """A plain line plot of one or more series against 1..n, with min/max ticks and a legend.
-
-    Parameters
-    ----------
-    series : sequence of (point,) sequences of float
-        One line each; x runs from 1 to the series length.
-    """
-    width, height = size
-    left, right, top, bottom = 70, 20, 30, 45
-    picture = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(picture)
-    font = _font()
-    values = np.concatenate([np.asarray(line, dtype=np.float64) for line in series if len(line)] or [np.zeros(1)])
-    low, high = float(values.min()), float(values.max())
-    if high - low < 1e-12:
-        low, high = low - 0.5, high + 0.5
-    longest = max((len(line) for line in series), default=1)
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def to_xy(index: int, value: float) -> tuple[float, float]:
-        x = left + (index / max(longest - 1, 1)) * plot_w
-        y = top + (1 - (value - low) / (high - low)) * plot_h
-        return x, y
-
-    draw.rectangle((left, top, left + plot_w, top + plot_h), outline="black")
-    draw.text((width / 2, 8), title, fill="black", font=font, anchor="mt")
-    draw.text((width / 2, height - 8), xlabel, fill="black", font=font, anchor="mb")
-    draw.text((left, top - 4), ylabel, fill="black", font=font, anchor="lb")
-    for value in (low, high):
-        _, y = to_xy(0, value)
-        draw.text((left - 4, y), f"{value:.3g}", fill="black", font=font, anchor="rm")
-    for index in (0, longest - 1):
-        x, _ = to_xy(index, low)
-        draw.text((x, top + plot_h + 4), str(index + 1), fill="black", font=font, anchor="mt")
-    for number, line in enumerate(series):
-        colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
-        points = [to_xy(i, float(v)) for i, v in enumerate(line)]
-        if len(points) == 1:
-            x, y = points[0]
-            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=colour)
-        elif points:
-            draw.line(points, fill=colour, width=2)
-        if labels is not None:
-            draw.text((left + plot_w - 4, top + 4 + 14 * number), labels[number], fill=colour, font=font,
-                      anchor="ra")
-    return picture
 
 
 def write_loss_curve(losses: Sequence[Sequence[float]], out_dir: Path) -> tuple[Path, Path]:
@@ -162,7 +93,7 @@ def overlay_panel(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, 
     gap, header = 4, 18
     panel = Image.new("RGB", (4 * width + 3 * gap, height + 3 * header), "white")
     draw = ImageDraw.Draw(panel)
-    font = _font()
+    font = default_font()
     draw.text((2, 2), title, fill="black", font=font)
     for number, (tile, name) in enumerate(zip(tiles, names)):
         x = number * (width + gap)
@@ -187,7 +118,7 @@ def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
 
 def draw_table(rows: Sequence[dict], columns: Sequence[str], *, title: str) -> Image.Image:
     """The same table as `format_table`, drawn as a PNG-ready image (pooled rows in bold-ish dark blue)."""
-    font = _font(13)
+    font = default_font(13)
     cells = [[_format_cell(row.get(column, "")) for column in columns] for row in rows]
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     widths = [int(max([scratch.textlength(column, font=font)] + [scratch.textlength(line[i], font=font)

@@ -1,4 +1,4 @@
-"""The run folder: an ensemble of trained heads (safetensors) plus `run.json`, and the ensemble's prediction.
+"""The run folder: an ensemble of trained heads (safetensors) plus `run.json`; writing it and loading it back.
 
 A folder is a run only once its `run.json` exists: each head file is written (through a temporary name and a
 rename) as its member finishes training, and `write_run` adds the loss curve and then `run.json` last, so a
@@ -11,8 +11,8 @@ Layout::
     RUN/loss.csv, RUN/loss.png    per-epoch mean training loss of every member
     RUN/checkpoint.pt             while training only: where fit-head stopped (see `dgss.aggregate.checkpoint`)
 
-Heads are applied to a whole canvas in tiles (`tile`, `tile_context`: see `dgss.aggregate.windows`), so the memory
-of evaluation and prediction is bounded by the tile, not by the canvas.
+A loaded `Run` carries how its heads are applied (`tile`, `tile_context`, thresholds); `dgss.aggregate.inference`
+applies them.
 """
 
 import dataclasses
@@ -23,22 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
-from skimage.filters import threshold_otsu
 from torch import nn
 
 from dgss.aggregate.checkpoint import CHECKPOINT_FILE
 from dgss.aggregate.heads import build_head, recorded_head_params
 from dgss.aggregate.report import write_json, write_loss_curve
-from dgss.aggregate.selection import select_features
 from dgss.aggregate.spec import CacheSpec
-from dgss.aggregate.windows import tiled_logits
-from dgss.extract.datasets.photometric import viewed_dataset
+from dgss.datasets.photometric import viewed_dataset
 from dgss.store.errors import RunError
-from dgss.store.schema import FEATURE_PREFIX
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
@@ -115,6 +110,7 @@ class Run:
     tile_context: int = DEFAULT_TILE_CONTEXT
     thresholds: tuple[float, ...] = ()
     per_image_threshold: bool = False
+    flips: bool = False
 
     @property
     def key(self) -> str:
@@ -176,12 +172,15 @@ def write_run(out_dir: str | Path, record: RunRecord, losses: Sequence[Sequence[
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: int | None = DEFAULT_TILE,
-             tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | str | None = None) -> Run:
+             tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | str | None = None,
+             flips: bool = False) -> Run:
     """Read and check a run folder; RunError naming the file that is missing or corrupt.
 
     `tile` and `tile_context` (canvas pixels) set how the heads are applied to a canvas; None: in one call.
     `threshold` replaces every member's stored decision threshold: a probability, or "otsu" for a threshold per
     image and member that reads no label (Otsu's, over the member's probabilities inside the image's FOV).
+    `flips` applies every head to the eight flips and rotations of each canvas and averages the probabilities
+    (test-time augmentation; eight times the cost).
     """
     per_image = threshold == OTSU
     if per_image:
@@ -208,7 +207,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: i
         raise RunError(f"{run_file} lists no head files: train the run again with `dgss fit-head --out {run_dir}`")
     thresholds = (threshold,) * len(heads) if threshold is not None else record.thresholds
     return Run(path=run_dir, record=record, spec=spec, heads=heads, device=device, tile=tile,
-               tile_context=tile_context, thresholds=thresholds, per_image_threshold=per_image)
+               tile_context=tile_context, thresholds=thresholds, per_image_threshold=per_image, flips=flips)
 
 
 def _read_record(run_file: Path) -> RunRecord:
@@ -242,110 +241,3 @@ def load_head_weights(head: nn.Module, path: Path, device: torch.device | str = 
         reason = str(error).splitlines()[0]
         raise RunError(f"head file {path} is corrupt or does not fit the run's head ({reason}): "
                        "train the run again with dgss fit-head") from error
-
-
-def batch_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
-    """Tensors (or numpy arrays) on `device`. Features keep their dtype (float16 as cached: the heads widen them
-    level by level, so the whole batch is never held twice); other floating arrays become float32."""
-    moved = {}
-    for name, value in batch.items():
-        tensor = torch.from_numpy(np.asarray(value)) if isinstance(value, np.ndarray) else value
-        if not isinstance(tensor, torch.Tensor):
-            continue
-        widen = tensor.is_floating_point() and not name.startswith(FEATURE_PREFIX)
-        moved[name] = tensor.to(device=device, dtype=torch.float32 if widen else None)
-    return moved
-
-
-@torch.no_grad()
-def member_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
-    """Every member's vessel probability.
-
-    Parameters
-    ----------
-    batch : mapping of name to (B, ...) tensor or array
-        "features/<block>": (B, timestep, band, channel, y, x), every block and timestep as cached (a run trained
-        on part of them takes its part here); "image": (B, rgb, y, x) in [0, 1].
-
-    Returns
-    -------
-    (member, B, y, x) float32 tensor on the run's device
-    """
-    cached_timesteps = run.record.extraction_config["timesteps"]
-    inputs = batch_to_device(select_features(batch, cached_timesteps, run.spec, timestep_dim=1), run.device)
-    return torch.stack([
-        torch.softmax(tiled_logits(head, inputs, run.spec, side=run.tile, context=run.tile_context), dim=1)[:, 1]
-        for head in run.heads])
-
-
-def predict_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
-    """The ensemble's prediction: mean vessel probability over members.
-
-    Parameters
-    ----------
-    batch : mapping of name to (B, ...) tensor or array (see `member_probabilities`)
-
-    Returns
-    -------
-    (B, y, x) float32 tensor on the run's device
-    """
-    return member_probabilities(run, batch).mean(dim=0)
-
-
-def image_prediction(run: Run, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """One image's ensemble prediction as numpy: mean vessel probability and fraction of members voting vessel.
-
-    Parameters
-    ----------
-    batch : mapping of name to (1, ...) tensor or array (see `member_probabilities`)
-
-    Returns
-    -------
-    prob, votes : (y, x) float32 arrays
-    """
-    members = member_probabilities(run, batch)[:, 0]
-    if run.per_image_threshold:
-        fov = np.asarray(batch["fov"][0], dtype=bool) if "fov" in batch else None
-        thresholds = torch.tensor([otsu_threshold(member.cpu().numpy(), fov) for member in members])
-    else:
-        thresholds = torch.tensor(run.thresholds or (DEFAULT_THRESHOLD,) * len(run.heads))
-    votes = vote_fraction(members, thresholds.to(members.device)[:, None, None])
-    return members.mean(dim=0).cpu().numpy(), votes.cpu().numpy()
-
-
-def otsu_threshold(prob: np.ndarray, fov: np.ndarray | None = None) -> float:
-    """Otsu's threshold of one probability map inside `fov` (everywhere when None): a decision threshold that
-    adapts to each image of an unseen camera without reading its labels. 0.5 for a map with a single value."""
-    values = prob[fov] if fov is not None else prob.ravel()
-    if values.size == 0 or values.min() == values.max():
-        return DEFAULT_THRESHOLD
-    return float(threshold_otsu(values))
-
-
-def vote_fraction(member_probs: torch.Tensor, threshold: float | torch.Tensor = DEFAULT_THRESHOLD) -> torch.Tensor:
-    """Fraction of members that call each pixel a vessel; the majority-vote mask is `vote_fraction > 0.5`.
-
-    Parameters
-    ----------
-    member_probs : (member, ...) tensor
-    threshold : float, or a tensor broadcast against `member_probs` (one threshold per member)
-
-    Returns
-    -------
-    (...) float32 tensor in [0, 1]
-    """
-    return (member_probs > threshold).float().mean(dim=0)
-
-
-def majority_vote(member_probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Per-pixel majority vote of the members (a tie is background), as the release combines its ten heads.
-
-    Parameters
-    ----------
-    member_probs : (member, ...) tensor
-
-    Returns
-    -------
-    (...) bool tensor
-    """
-    return vote_fraction(member_probs, threshold) > 0.5

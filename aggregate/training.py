@@ -26,8 +26,9 @@ from tqdm import tqdm
 from dgss.aggregate.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from dgss.aggregate.data import CachedImages, MemoryBudget, epoch_steps, prefetch, split_indices, warn_pending, window_batch
 from dgss.aggregate.heads import build_head, head_config, head_uses_features
-from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, batch_to_device, head_file_name, load_head_weights,
-                                prepare_out_dir, write_head, write_run)
+from dgss.aggregate.inference import batch_to_device
+from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, load_head_weights, prepare_out_dir,
+                                write_head, write_run)
 from dgss.aggregate.selection import select_spec
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.validation import hold_out, score_validation

@@ -49,9 +49,9 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from dgss.aggregate.metrics import MetricAccumulator
-from dgss.extract.appearance import save_appearance
-from dgss.extract.backbone import Backbone, load_backbone
-from dgss.extract.datasets import get_dataset, source_ids, target_ids
+from dgss.backbone.appearance import save_appearance
+from dgss.backbone.loading import Backbone, load_backbone
+from dgss.datasets import get_dataset, source_ids, target_ids
 from dgss.extract.extractor import FeatureExtractor, make_config
 from dgss.extract.preprocess import CanvasImage, to_canvas
 

@@ -12,7 +12,7 @@ from typing import Any
 
 BASELINE = "v1"
 
-# fundus-pool-v1 (extract/backbones/fundus-pool-v1), over the `tiny` preset: a four-level UNet (no attention, so the
+# fundus-pool-v1 (backbone/models/fundus-pool-v1), over the `tiny` preset: a four-level UNet (no attention, so the
 # default coarse/middle/fine blocks sit at strides 8, 4, 2) on 64 px crops cut from 512 px FOV squares, the scale
 # features are extracted at, so that it learns vessels at their real width.
 V1_RECIPE: dict[str, Any] = dict(

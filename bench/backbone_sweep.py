@@ -56,13 +56,13 @@ from threadpoolctl import threadpool_limits
 
 import backbone_probe  # bench/ is on sys.path when a bench script runs
 from backbone_recipes import CANDIDATES, recipe
-from dgss.extract.backbone import load_backbone
-from dgss.extract.backbone_checkpoint import find_checkpoint, load_checkpoint
-from dgss.extract.backbone_outputs import TRAINING_FILE
-from dgss.extract.backbone_presets import BackboneTrainingConfig
-from dgss.extract.backbone_training import train_backbone
-from dgss.extract.datasets import get_dataset, source_ids, target_ids
+from dgss.backbone.loading import load_backbone
+from dgss.datasets import get_dataset, source_ids, target_ids
 from dgss.extract.preprocess import CanvasImage
+from dgss.pretrain.checkpoint import find_checkpoint, load_checkpoint
+from dgss.pretrain.outputs import TRAINING_FILE
+from dgss.pretrain.presets import BackboneTrainingConfig
+from dgss.pretrain.training import train_backbone
 
 BENCH = Path(__file__).resolve().parent
 RUNS_DIR = BENCH / "runs" / "backbone_sweep"

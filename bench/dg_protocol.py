@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from dgss.extract.datasets import view_names
+from dgss.datasets import view_names
 
 PROTOCOLS = {
     "single-DRIVE": (["DRIVE"], ["DRIVE", "STARE", "CHASE_DB1"]),

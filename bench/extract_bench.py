@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dgss.extract.backbone import load_backbone
-from dgss.extract.backbone_presets import BackboneTrainingConfig, build_saved_scheduler, build_unet
-from dgss.extract.datasets import get_dataset
+from dgss.backbone.loading import load_backbone
+from dgss.datasets import get_dataset
 from dgss.extract.extractor import FeatureExtractor, make_config
 from dgss.extract.features import default_timestep_batch, extract_features
 from dgss.extract.preprocess import image_tensor, to_canvas
 from dgss.pipelines.allocator import reuse_freed_memory
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.pretrain.presets import BackboneTrainingConfig, build_saved_scheduler, build_unet
 from dgss.store import FeatureStore
 
 NPY_HEADER_BYTES = 128

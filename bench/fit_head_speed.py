@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from dgss.aggregate.data import CachedImages, feature_names, split_indices
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.training import SOURCE_SPLIT, HeadTrainingConfig, train_heads
-from dgss.extract.backbone import load_backbone
+from dgss.backbone.loading import load_backbone
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dgss.extract.datasets.synthetic import SYNTHETIC_DOMAINS, generate_fundus
+from dgss.datasets.synthetic import SYNTHETIC_DOMAINS, generate_fundus
 
 _LABEL_WIDTH = 110
 

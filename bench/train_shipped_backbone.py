@@ -6,9 +6,10 @@
 trains into bench/runs/fundus-pool-v2/ (or --out) until the budget is spent, then stops with a checkpoint and the
 model, samples beside real crops and card at that step. The same command continues from the folder's
 `checkpoints/latest.pt`, on this machine or another (--pool may lie elsewhere there, it is recognised by its
-files). That checkpoint and `training.json` are all a run needs to continue, and git tracks exactly those two of
-bench/runs/NAME/: commit them after each piece (one file replaced, about 47 MB) and any clone continues the run. When MODEL_CARD.md's samples and loss curve look right, `--ship` copies the model into
-extract/backbones/<name>; changing `dgss.extract.shipped.DEFAULT_BACKBONE` to that name makes it the default.
+files). That checkpoint and `training.json` are all a run needs to continue; bench/runs/ is outside git (a run
+folder is kept locally), so copy those two files (about 47 MB) to continue the run on another machine. When
+MODEL_CARD.md's samples and loss curve look right, `--ship` copies the model into
+backbone/models/<name>; changing `dgss.backbone.shipped.DEFAULT_BACKBONE` to that name makes it the default.
 
 One piece as a prepared GPU script, for a machine that allows 10 minutes per command:
 
@@ -37,10 +38,10 @@ import argparse
 from pathlib import Path
 
 from backbone_recipes import BASELINE, CANDIDATES, recipe  # bench/ is on sys.path when a bench script runs
-from dgss.extract.backbone_outputs import MODEL_CARD, TRAINING_FILE
-from dgss.extract.backbone_presets import BackboneTrainingConfig
-from dgss.extract.backbone_training import train_backbone
-from dgss.extract.shipped import ship_backbone
+from dgss.backbone.shipped import ship_backbone
+from dgss.pretrain.outputs import MODEL_CARD, TRAINING_FILE
+from dgss.pretrain.presets import BackboneTrainingConfig
+from dgss.pretrain.training import train_backbone
 
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
 SWEEP_TABLE = Path(__file__).resolve().parent / "results" / "backbone_sweep.md"
@@ -76,7 +77,7 @@ def main() -> None:
                         help="the first step --zoom and --photometric apply to (a finished run resumes with them)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CUDA trains in bf16 autocast)")
     parser.add_argument("--time-budget-minutes", type=float, help="stop this piece once it has trained so long")
-    parser.add_argument("--ship", action="store_true", help="then copy the model to extract/backbones/NAME")
+    parser.add_argument("--ship", action="store_true", help="then copy the model to backbone/models/NAME")
     args = parser.parse_args()
     out = args.out or RUNS_DIR / args.name
     config = BackboneTrainingConfig.from_preset("tiny", steps=args.steps, device=args.device, **RUN_SETTINGS,

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from dgss.extract.backbone import Backbone
+from dgss.backbone.loading import Backbone
 from dgss.store.errors import ModelError
 
 LEVELS = ("coarse", "middle", "fine")

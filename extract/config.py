@@ -91,7 +91,7 @@ class ExtractionConfig:
         Overlap of neighbouring tiles (pixels); 0 when not tiled.
     appearance : dict or None
         Per-channel FOV mean/std every image is matched to before the UNet sees it (the backbone's training pool,
-        ``dgss.extract.appearance``); None leaves images as they are.
+        ``dgss.backbone.appearance``); None leaves images as they are.
     mantissa_bits : int
         Mantissa bits kept of each float16 value (10 = lossless); the relative rounding error is at most
         2**-(mantissa_bits + 1). Fewer bits compress better (see ``dgss.extract.precision``).

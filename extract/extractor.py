@@ -14,8 +14,8 @@ import diffusers
 import numpy as np
 import torch
 
-from dgss.extract.appearance import AppearanceTarget, match_appearance
-from dgss.extract.backbone import Backbone
+from dgss.backbone.appearance import AppearanceTarget, match_appearance
+from dgss.backbone.loading import Backbone
 from dgss.extract.bands import band_names, split_bands
 from dgss.extract.blocks import BlockInfo, check_blocks, default_blocks, group_levels, list_blocks, select_blocks
 from dgss.extract.config import ExtractionConfig, check_field_angle, check_timesteps, default_timesteps
@@ -28,7 +28,7 @@ from dgss.store.geometry import Geometry
 from dgss.store.schema import feature_array
 
 if TYPE_CHECKING:
-    from dgss.extract.datasets import Sample
+    from dgss.datasets import Sample
 
 
 def make_config(

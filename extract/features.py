@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import DDIMInverseScheduler
 
-from dgss.extract.backbone import Backbone
+from dgss.backbone.loading import Backbone
 from dgss.extract.blocks import tap_blocks
 
 # Input pixels (rows x height x width) an anchored call holds by default: 4 timesteps of one 64 px image. Batching

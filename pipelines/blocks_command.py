@@ -18,10 +18,10 @@ def blocks(
 ) -> None:
     """List tappable decoder blocks (name, channels, map size, stride) and the default coarse/middle/fine blocks."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
-    from dgss.extract.backbone import load_backbone
+    from dgss.backbone.loading import load_backbone
     from dgss.extract.blocks import default_blocks, group_levels, list_blocks, select_blocks
     from dgss.extract.config import default_timesteps
-    from dgss.extract.shipped import resolve_model
+    from dgss.backbone.shipped import resolve_model
 
     backbone = load_backbone(resolve_model(model))
     size = input_size or backbone.sample_size

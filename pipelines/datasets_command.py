@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from dgss.extract.datasets.overview import DatasetStatus, survey_datasets
-from dgss.extract.datasets.registry import DATA_ROOT_ENV, resolve_data_root
+from dgss.datasets.overview import DatasetStatus, survey_datasets
+from dgss.datasets.registry import DATA_ROOT_ENV, resolve_data_root
 from dgss.pipelines.app import app
 
 _COLUMNS = ("dataset", "status", "images", "ground truth", "FOV", "field", "location")

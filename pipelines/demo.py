@@ -18,12 +18,13 @@ from typing import Any
 
 from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.heads import head_config, recorded_head_params
-from dgss.aggregate.report import draw_table, format_table, write_csv, write_png
+from dgss.aggregate.report import draw_table, format_table, write_csv
 from dgss.aggregate.run import RUN_FILE
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
-from dgss.extract.backbone_presets import BackboneTrainingConfig
-from dgss.extract.backbone_training import train_backbone
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.plotting import write_png
+from dgss.pretrain.presets import BackboneTrainingConfig
+from dgss.pretrain.training import train_backbone
 
 SCORE_COLUMNS = ("head", "dataset", "role", "dice", "iou", "auc_roc", "auc_pr", "sensitivity", "specificity",
                  "accuracy")

@@ -21,7 +21,7 @@ def demo(
     if data_root is None:
         config = DemoConfig(out=out, backbone=model, workers=workers)
     else:
-        from dgss.extract.shipped import shipped_backbone_path
+        from dgss.backbone.shipped import shipped_backbone_path
 
         shipped = shipped_backbone_path()
         backbone = model or (str(shipped) if (shipped / "config.json").is_file() else None)

@@ -32,7 +32,7 @@ def evaluate_command(
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
     from dgss.aggregate.evaluation import evaluate_run, pooled_table
-    from dgss.extract.device import check_device
+    from dgss.device import check_device
 
     check_device(device)
 

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dgss.extract.shipped import DEFAULT_BACKBONE
+from dgss.backbone.shipped import DEFAULT_BACKBONE
 from dgss.pipelines.app import app
 from dgss.pipelines.extract_job import ExtractionRequest, ExtractionSummary, run_extraction
 from dgss.store.errors import DgssError
@@ -56,7 +56,7 @@ def extract(
     --split, --images, --labelled-only and --limit compute a subset; the store entry still lists every image of the dataset, so a
     later run without them fills in the rest.
     """
-    from dgss.extract.datasets import view_names  # numpy and scipy: not for `dgss --help`
+    from dgss.datasets import view_names  # numpy and scipy: not for `dgss --help`
 
     if views and split not in (None, "training"):
         raise DgssError(f"--views {views} re-renders training images only and --split {split} selects none of them: "

@@ -31,7 +31,7 @@ from dgss.store.errors import DatasetError
 if TYPE_CHECKING:  # the readers import numpy and PIL: the driver imports them when it runs
     import numpy as np
 
-    from dgss.extract.datasets.reader import DatasetReader
+    from dgss.datasets.reader import DatasetReader
     from dgss.extract.extractor import FeatureExtractor
     from dgss.store import Entry
 
@@ -172,9 +172,9 @@ def _load(task: _ImageTask) -> tuple[Any, Any, Any]:
 
     reuse_freed_memory()  # a Dask worker is its own process: see dgss.pipelines.allocator
 
-    from dgss.extract.backbone import load_backbone
+    from dgss.backbone.loading import load_backbone
     from dgss.extract.config import ExtractionConfig
-    from dgss.extract.datasets import get_dataset
+    from dgss.datasets import get_dataset
     from dgss.extract.extractor import FeatureExtractor
     from dgss.store import FeatureStore
 
@@ -195,11 +195,11 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         The entry's key and the counts; images already done are skipped unless `overwrite`. A dataset labelled in
         part is extracted whole, with a warning that says how many images have labels.
     """
-    from dgss.extract.backbone import load_backbone
-    from dgss.extract.datasets import get_dataset
-    from dgss.extract.device import check_device
+    from dgss.backbone.loading import load_backbone
+    from dgss.datasets import get_dataset
+    from dgss.device import check_device
     from dgss.extract.extractor import FeatureExtractor, make_config
-    from dgss.extract.shipped import resolve_model
+    from dgss.backbone.shipped import resolve_model
     from dgss.store import FeatureStore, config_key
 
     check_device(request.device)

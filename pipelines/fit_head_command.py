@@ -67,8 +67,8 @@ def fit_head_command(
     """Train heads on the cached features alone (no UNet, no image decoding) and write a run folder."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
     from dgss.aggregate.training import HeadTrainingConfig, fit_head
-    from dgss.extract.datasets import view_names
-    from dgss.extract.device import check_device
+    from dgss.datasets import view_names
+    from dgss.device import check_device
 
     check_device(device)
 

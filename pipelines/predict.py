@@ -17,17 +17,19 @@ import tifffile
 from PIL import Image
 from tqdm import tqdm
 
-from dgss.aggregate.report import write_bytes_atomic, write_png
 from dgss.aggregate.data import head_image
-from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, image_prediction, load_run
-from dgss.extract.backbone import load_backbone
+from dgss.aggregate.inference import image_prediction
+from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run
+from dgss.backbone.loading import load_backbone
+from dgss.backbone.shipped import resolve_model
+from dgss.datasets import derive_fov, read_image
+from dgss.datasets.image_io import IMAGE_SUFFIXES, file_stem, is_image_file, read_mask
+from dgss.device import check_device
 from dgss.extract.config import ExtractionConfig
-from dgss.extract.datasets import derive_fov, read_image
-from dgss.extract.datasets.image_io import IMAGE_SUFFIXES, file_stem, is_image_file, read_mask
-from dgss.extract.device import check_device
 from dgss.extract.extractor import FeatureExtractor, canvas_fill
 from dgss.extract.preprocess import to_canvas
-from dgss.extract.shipped import resolve_model
+from dgss.files import write_bytes_atomic
+from dgss.plotting import write_png
 from dgss.store import FeatureStore
 from dgss.store.errors import DgssError, ModelError
 from dgss.store.schema import feature_array

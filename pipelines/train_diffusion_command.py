@@ -90,8 +90,8 @@ def train_diffusion(
 ) -> None:
     """Train an unconditional pixel-space DDPM (UNet2DModel, cosine schedule, EMA) on unlabelled fundus images."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch and diffusers.
-    from dgss.extract.backbone_presets import BackboneTrainingConfig
-    from dgss.extract.backbone_training import train_backbone
+    from dgss.pretrain.presets import BackboneTrainingConfig
+    from dgss.pretrain.training import train_backbone
 
     config = BackboneTrainingConfig.from_preset(
         preset.value,

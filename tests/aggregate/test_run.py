@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from dgss.aggregate.data import CachedImages
-from dgss.aggregate.run import (RUN_FILE, load_run, majority_vote, member_probabilities, predict_probabilities,
-                                vote_fraction)
+from dgss.aggregate.inference import majority_vote, member_probabilities, predict_probabilities, vote_fraction
+from dgss.aggregate.run import RUN_FILE, load_run
 from dgss.store import FeatureStore
 from dgss.store.errors import RunError
 

@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from dgss.aggregate.data import CachedImages
+from dgss.aggregate.inference import majority_vote, member_probabilities
 from dgss.aggregate.metrics import vessel_metrics
-from dgss.aggregate.run import RUN_FILE, load_run, majority_vote, member_probabilities
+from dgss.aggregate.run import RUN_FILE, load_run
 from dgss.aggregate.training import HeadTrainingConfig, fit_head, learning_rate, segmentation_loss
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # registers every command on `app`

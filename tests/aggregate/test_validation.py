@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from dgss.aggregate.evaluation import evaluate_run
+from dgss.aggregate.inference import otsu_threshold
 from dgss.aggregate.metrics import MetricAccumulator
-from dgss.aggregate.run import RUN_FILE, load_run, otsu_threshold
+from dgss.aggregate.run import RUN_FILE, load_run
 from dgss.aggregate.training import HeadTrainingConfig, fit_head, segmentation_loss
 from dgss.aggregate.validation import hold_out
 from dgss.store import FeatureStore

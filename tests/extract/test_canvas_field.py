@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from dgss.datasets import get_dataset
 from dgss.extract.config import ExtractionConfig
-from dgss.extract.datasets import get_dataset
 from dgss.extract.extractor import FeatureExtractor, canvas_fill, make_config
 from dgss.extract.preprocess import to_canvas
 from dgss.pipelines.cli import main

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dgss.extract.backbone import load_backbone
+from dgss.backbone.loading import load_backbone
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor
 from dgss.store.errors import ModelError

@@ -3,8 +3,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from dgss.datasets import Sample
 from dgss.extract.config import ExtractionConfig
-from dgss.extract.datasets import Sample
 from dgss.extract.extractor import FeatureExtractor, make_config
 from dgss.store import FeatureStore
 from dgss.store.errors import ModelError

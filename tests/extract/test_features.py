@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from dgss.extract.backbone import PixelBackbone
+from dgss.backbone.loading import PixelBackbone
 from dgss.extract.blocks import tap_blocks
 from dgss.extract.features import ddim_invert, extract_features, inverse_scheduler
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgss.extract.device import check_device
+from dgss.device import check_device
 from dgss.pipelines.cli import main
 from dgss.store import ArraySpec, FeatureStore
 from dgss.store.errors import DeviceError, StoreError
