@@ -3,18 +3,25 @@
 - ``anchored``: f(x0, t) for each t, the clean image as input and only the time embedding changing; exactly one pass
   per timestep, deterministic. Small inputs evaluate several timesteps in one network call (the batch repeated,
   one timestep per row).
-- ``ddim``: deterministic DDIM inversion from x0 through the requested timesteps (ascending); the features are those
-  of the inversion passes themselves, so again one pass per timestep. The first pass is f(x0, t_1), the anchored one.
+- ``ddim``: deterministic DDIM inversion from x0 along a path of ascending timesteps; the features are those of the
+  inversion passes at the cached timesteps. The path is :func:`inversion_path`: every (T // N)-th timestep of the
+  schedule for ``inversion_steps`` N (default :data:`DEFAULT_INVERSION_STEPS`), up to the last cached timestep, with
+  the cached timesteps merged in, so each is a step of the path (none is snapped) and the steps between them are
+  about T / N apart. That is len(path) passes: 50 for the default timesteps of a T = 1000 model at N = 50 (44 on the
+  grid 0, 20, ..., 860, plus 3, 13, 25, 125, 250 and 875). Without N (configs from before the option) the path is
+  the cached timesteps alone, a coarse inversion of one pass per timestep. The first pass is f(x0, t_1), the
+  anchored one.
 - ``noised``: x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps with eps drawn from a seeded generator, features averaged over
-  ``ensemble`` draws; ``ensemble`` passes per timestep.
+  ``draws`` draws; ``draws`` passes per timestep (32 for 8 timesteps and 4 draws).
 
-Every feature comes from a pass the mode makes anyway; no pass is run only to read features.
+Every feature comes from a pass the mode makes anyway; ``ddim`` also runs the passes between cached timesteps, whose
+features are dropped as soon as they are made.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +36,11 @@ from dgss.extract.blocks import tap_blocks
 # call per timestep at 64 px, 0.78-1.09x at 128 px and 0.57-0.81x at 256 px, where the wider activations outgrow the
 # caches. The bound also caps a call's transient activations, which grow with its pixels.
 PIXELS_PER_CALL = 4 * 64 * 64
+
+# DDIM inversion steps over the whole schedule by default. The DiffDGSS releases do not say how finely their DDIM
+# baseline inverts; 50 is DDIM's usual step count (diffusers' default, and what inversion-based editing uses), fine
+# enough that the path's error is the inversion's own rather than its step size, and about 6x the cost of anchored.
+DEFAULT_INVERSION_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -60,18 +72,20 @@ def extract_features(
     mode: str = "anchored",
     ensemble: int = 1,
     seed: int = 0,
+    inversion_steps: int | None = None,
     timestep_batch: int | None = None,
 ) -> Features:
     """Features of ``images`` (batch, rgb, y, x) in [-1, 1] with the chosen mode; see the module docstring.
 
     ``timesteps`` must be valid for the backbone (see ``config.check_timesteps``); ``ensemble`` and ``seed`` only
-    matter for ``noised``, ``timestep_batch`` only for ``anchored`` (a runtime choice, not part of the config: it
-    changes the features only by float rounding).
+    matter for ``noised``, ``inversion_steps`` only for ``ddim`` (None: through the cached timesteps alone),
+    ``timestep_batch`` only for ``anchored`` (a runtime choice, not part of the config: it changes the features only
+    by float rounding).
     """
     if mode == "anchored":
         return anchored_features(backbone, images, blocks=blocks, timesteps=timesteps, timestep_batch=timestep_batch)
     if mode == "ddim":
-        return ddim_features(backbone, images, blocks=blocks, timesteps=timesteps)
+        return ddim_features(backbone, images, blocks=blocks, timesteps=timesteps, inversion_steps=inversion_steps)
     if mode == "noised":
         return noised_features(backbone, images, blocks=blocks, timesteps=timesteps, ensemble=ensemble, seed=seed)
     raise ValueError(f"unknown feature mode {mode!r}")
@@ -111,16 +125,51 @@ def default_timestep_batch(sample: torch.Tensor) -> int:
     return max(1, PIXELS_PER_CALL // (batch * height * width))
 
 
+def inversion_path(timesteps: Sequence[int], inversion_steps: int | None, num_train_timesteps: int) -> list[int]:
+    """The ascending timesteps a DDIM inversion reading features at ``timesteps`` passes through.
+
+    Every (T // N)-th timestep of the schedule (diffusers' "leading" spacing of N steps: 0, T // N, ...) up to the
+    last of ``timesteps``, merged with ``timesteps`` themselves: each cached timestep is a step of the path, so no
+    feature is read at a snapped timestep, and no step runs past the last one read. None: ``timesteps`` alone.
+    """
+    wanted = sorted(set(timesteps))
+    if inversion_steps is None:
+        return wanted
+    if not 1 <= inversion_steps <= num_train_timesteps:
+        raise ValueError(f"inversion_steps {inversion_steps}: use 1..{num_train_timesteps} (the model's T)")
+    stride = num_train_timesteps // inversion_steps
+    return sorted(set(range(0, wanted[-1] + 1, stride)) | set(wanted))
+
+
 def ddim_features(
-    backbone: Backbone, images: torch.Tensor, *, blocks: Sequence[str], timesteps: Sequence[int]
+    backbone: Backbone,
+    images: torch.Tensor,
+    *,
+    blocks: Sequence[str],
+    timesteps: Sequence[int],
+    inversion_steps: int | None = None,
 ) -> Features:
-    """Features of the deterministic DDIM inversion passes through ``timesteps`` (sorted ascending)."""
+    """Features at ``timesteps`` of the deterministic DDIM inversion along :func:`inversion_path`; the passes
+    between them are run and their features dropped as they come."""
+    wanted = set(timesteps)
+    path = inversion_path(timesteps, inversion_steps, backbone.num_train_timesteps)
     with torch.inference_mode(), tap_blocks(backbone.network, blocks) as outputs:
-        ddim_invert(backbone, backbone.encode(images.to(backbone.device)), sorted(timesteps))
-    return Features(maps=_stack_passes(outputs, groups=1), passes=len(timesteps), calls=len(timesteps))
+
+        def keep_cached(step: int) -> None:
+            if step not in wanted:
+                for passes in outputs.values():
+                    passes.pop()
+
+        ddim_invert(backbone, backbone.encode(images.to(backbone.device)), path, after_pass=keep_cached)
+    return Features(maps=_stack_passes(outputs, groups=1), passes=len(path), calls=len(path))
 
 
-def ddim_invert(backbone: Backbone, sample: torch.Tensor, timesteps: Sequence[int]) -> torch.Tensor:
+def ddim_invert(
+    backbone: Backbone,
+    sample: torch.Tensor,
+    timesteps: Sequence[int],
+    after_pass: Callable[[int], None] | None = None,
+) -> torch.Tensor:
     """Deterministic DDIM inversion of a clean ``sample`` (batch, channel, y, x) through ascending ``timesteps``.
 
     diffusers' ``DDIMInverseScheduler`` only steps on evenly spaced schedules, so each step is written out here with
@@ -130,7 +179,8 @@ def ddim_invert(backbone: Backbone, sample: torch.Tensor, timesteps: Sequence[in
     spaced schedule this equals diffusers' own inversion loop.
 
     For x0- and v-predicting models eps_hat is undefined at a clean start (a_s = 1); there it is derived from the
-    level the model was told (a_t), which leaves that first step's sample unchanged.
+    level the model was told (a_t), which leaves that first step's sample unchanged. ``after_pass(t)`` is called
+    after the model's pass at each t (the features hooks recorded are then the latest).
 
     Returns
     -------
@@ -142,6 +192,8 @@ def ddim_invert(backbone: Backbone, sample: torch.Tensor, timesteps: Sequence[in
     alpha_prev = scheduler.initial_alpha_cumprod.to(sample.device, sample.dtype)
     for step in timesteps:
         output = backbone.predict(sample, _timestep_rows([step], sample))
+        if after_pass is not None:
+            after_pass(step)
         alpha = alphas[step]
         level = alpha if alpha_prev >= 1 and backbone.prediction_type != "epsilon" else alpha_prev
         clean, noise = _split_prediction(output, sample, level, backbone.prediction_type)
