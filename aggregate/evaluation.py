@@ -7,15 +7,20 @@ Each image's canvas prediction is mapped back to native resolution with its stor
 the members' per-pixel majority vote, each member thresholded at the threshold its source validation chose (or
 one given); AUC-ROC and AUC-PR rank the mean probability (with one member, the same map). The vote fraction is
 mapped to native resolution and thresholded there (> 0.5).
+
+Each target's report has its own folder under the report folder (named by `safe_file_name`), so scoring another
+target beside it never replaces its scores, and scoring it again is refused unless asked to replace it.
 """
 
+import hashlib
+import re
+import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from dgss.aggregate.data import CachedImages, split_indices, unlabelled_count, warn_pending
 from dgss.aggregate.inference import image_prediction
@@ -25,26 +30,44 @@ from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run
 from dgss.aggregate.selection import is_part_of
 from dgss.aggregate.spec import CacheSpec
 from dgss.plotting import write_png
+from dgss.progress import LOGGER, Progress, log_file
 from dgss.store import Entry, FeatureStore
-from dgss.store.errors import ConfigMismatchError, StoreError
+from dgss.store.errors import ConfigMismatchError, DgssError, StoreError
 from dgss.store.geometry import Geometry
 
 TARGET_SPLIT = "test"
 RANKING_METRICS = ("auc_roc", "auc_pr")
 TABLE_COLUMNS = ("target", "image", "n_images", *METRIC_NAMES)
+REPORT_FILES = ("scores.csv", "scores.json", "scores.png", "log.txt")
+OVERLAY_FOLDER = "overlays"
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._+-]+")
+MAX_FILE_NAME = 80
+
+
+def safe_file_name(name: str) -> str:
+    """`name` as one file name on any file system (a dataset `folder:/data/mini` keeps no slash or colon).
+
+    Runs of other characters become "_"; a name that had to change gets a digest of the original, so two names
+    never share a file (`folder:/a/mini` and `folder:/b/mini`).
+    """
+    plain = _UNSAFE_IN_FILE_NAMES.sub("_", name).strip("._")[:MAX_FILE_NAME]
+    if plain == name:
+        return name
+    return f"{plain}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
                  report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
                  tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False,
-                 threshold: float | str | None = None) -> dict[str, Any]:
-    """Score the run on every target; write scores (CSV, JSON, PNG table) and overlays under `report_dir`.
+                 threshold: float | str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Score the run on every target; write each target's scores (CSV, JSON, PNG table) and overlays in its folder
+    `report_dir/<target>/` (`target_report_dir`); a target whose folder holds a report is refused unless `overwrite`.
 
     `store_path` None means the store the run was trained from. The heads are applied in tiles of `tile` canvas
     pixels (None: whole canvases). A target image the run was trained on is refused, naming it, unless
     `allow_training_images` (then the report marks the target). `threshold` replaces the members' stored
     decision thresholds (a probability, or "otsu": one per image that reads no label). Returns the scores per target, pooled and per image (`n_images` scored: those with a
-    vessel label; `unlabelled_images`: extracted ones left out), and the paths written.
+    vessel label; `unlabelled_images`: extracted ones left out), and the paths written per target.
     """
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
@@ -56,27 +79,59 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     seen = {entry.dataset: trained_images(run, entry, indices) for entry, _, indices in plans}
     if not allow_training_images:
         check_unseen(run, seen)
+    folders = {entry.dataset: target_report_dir(report_dir, entry.dataset) for entry in entries}
+    for folder in folders.values():
+        clear_report(folder, overwrite)
     for entry, split, _ in plans:
         warn_pending(entry, split, "scoring")
-    report_dir = Path(report_dir)
-    overlay_dir = report_dir / "overlays"
-    overlay_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"run": str(Path(run_dir)), "store": str(store_path), "key": run.key,
-                               "thresholds": "otsu, per image" if run.per_image_threshold else list(run.thresholds),
-                               "targets": {}}
-    overlay_paths = []
+    header = {"run": str(Path(run_dir)), "store": str(store_path), "key": run.key,
+              "thresholds": "otsu, per image" if run.per_image_threshold else list(run.thresholds)}
+    results: dict[str, Any] = {**header, "targets": {}, "files": {}}
     for entry, split, indices in plans:
-        scores, paths = _score_target(run, entry, indices, overlay_dir, overlays)
-        results["targets"][entry.dataset] = {"split": split, "training_images": len(seen[entry.dataset]),
-                                             "unlabelled_images": unlabelled_count(entry, split), **scores}
-        overlay_paths += paths
-    rows = score_rows(results)
-    write_csv(report_dir / "scores.csv", rows, TABLE_COLUMNS)
-    write_json(report_dir / "scores.json", results)
-    write_png(report_dir / "scores.png", draw_table(rows, TABLE_COLUMNS, title=f"{run_dir} (key {run.key})"))
-    results["files"] = {"csv": str(report_dir / "scores.csv"), "json": str(report_dir / "scores.json"),
-                        "png": str(report_dir / "scores.png"), "overlays": [str(path) for path in overlay_paths]}
+        folder = folders[entry.dataset]
+        (folder / OVERLAY_FOLDER).mkdir(parents=True, exist_ok=True)
+        with log_file(folder):
+            LOGGER.info("evaluate: run %s (key %s) on %s, %d images of split '%s'", run_dir, run.key, entry.dataset,
+                        len(indices), split)
+            scores, paths = _score_target(run, entry, indices, folder / OVERLAY_FOLDER, overlays)
+            target = {entry.dataset: {"split": split, "training_images": len(seen[entry.dataset]),
+                                      "unlabelled_images": unlabelled_count(entry, split), **scores}}
+            results["targets"].update(target)
+            files = _write_scores(folder, {**header, "targets": target}, run_dir, run.key)
+            results["files"][entry.dataset] = {**files, "overlays": [str(path) for path in paths]}
+            LOGGER.info("evaluate: %s pooled Dice %.4f, AUC-ROC %.4f; report in %s", entry.dataset,
+                        scores["pooled"]["dice"], scores["pooled"]["auc_roc"], folder)
     return results
+
+
+def target_report_dir(report_dir: str | Path, dataset: str) -> Path:
+    """The folder of one target's report: its name made safe for a file system (`folder:/data/mini` included)."""
+    return Path(report_dir) / safe_file_name(dataset)
+
+
+def clear_report(folder: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds a report unless `overwrite`; then remove the old report's files, overlays included,
+    so nothing stale is left beside the new scores."""
+    existing = [name for name in REPORT_FILES if (folder / name).exists()]
+    if (folder / OVERLAY_FOLDER).is_dir():
+        existing.append(OVERLAY_FOLDER)
+    if not existing:
+        return
+    if not overwrite:
+        raise DgssError(f"{folder} already holds a report ({', '.join(existing)}): pass --overwrite to replace it, "
+                        "or write to another --report folder")
+    for name in REPORT_FILES:
+        (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / OVERLAY_FOLDER, ignore_errors=True)
+
+
+def _write_scores(folder: Path, results: dict[str, Any], run_dir: str | Path, key: str) -> dict[str, str]:
+    rows = score_rows(results)
+    paths = {kind: folder / f"scores.{kind}" for kind in ("csv", "json", "png")}
+    write_csv(paths["csv"], rows, TABLE_COLUMNS)
+    write_json(paths["json"], results)
+    write_png(paths["png"], draw_table(rows, TABLE_COLUMNS, title=f"{run_dir} (key {key})"))
+    return {kind: str(path) for kind, path in paths.items()}
 
 
 def trained_images(run: Run, entry: Entry, indices: list[int]) -> list[str]:
@@ -157,15 +212,17 @@ def _score_target(run: Run, entry: Entry, indices: list[int], overlay_dir: Path,
                   overlays: int) -> tuple[dict[str, Any], list[Path]]:
     images, paths = {}, []
     ranked, voted = MetricAccumulator(), MetricAccumulator()
-    for number, index in enumerate(tqdm(indices, desc=f"evaluate {entry.dataset}", unit="image", disable=None)):
-        votes, prob_native, votes_native = predict_native(run, entry, index)
-        truth, fov = native_truth(entry, index, prob_native.shape)
-        mask = (votes_native > 0.5).astype(np.float32)
-        images[entry.image_ids[index]] = combined_metrics(prob_native, mask, truth, fov)
-        ranked.update(prob_native, truth, fov)
-        voted.update(mask, truth, fov)
-        if number < overlays:
-            paths.append(_write_overlay(entry, index, votes > 0.5, overlay_dir))
+    with Progress(len(indices), f"evaluate {entry.dataset}", "images") as progress:
+        for number, index in enumerate(indices):
+            votes, prob_native, votes_native = predict_native(run, entry, index)
+            truth, fov = native_truth(entry, index, prob_native.shape)
+            mask = (votes_native > 0.5).astype(np.float32)
+            scores = images[entry.image_ids[index]] = combined_metrics(prob_native, mask, truth, fov)
+            ranked.update(prob_native, truth, fov)
+            voted.update(mask, truth, fov)
+            if number < overlays:
+                paths.append(_write_overlay(entry, index, votes > 0.5, overlay_dir))
+            progress.step(image=entry.image_ids[index], dice=f"{scores['dice']:.4f}")
     return {"n_images": len(indices), "pooled": _merge(ranked.compute(), voted.compute()), "images": images}, paths
 
 
@@ -173,7 +230,7 @@ def _write_overlay(entry: Entry, index: int, prediction: np.ndarray, overlay_dir
     image_id = entry.image_ids[index]
     panel = overlay_panel(entry.read("image", index), entry.read("vessel", index).astype(bool), prediction,
                           entry.read("fov", index).astype(bool), title=f"{entry.dataset} {image_id}")
-    path = overlay_dir / f"{entry.dataset}_{image_id}.png"
+    path = overlay_dir / f"{safe_file_name(image_id)}.png"
     write_png(path, panel)
     return path
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from dgss.aggregate.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from dgss.aggregate.data import CachedImages, MemoryBudget, epoch_steps, prefetch, split_indices, warn_pending, window_batch
+from dgss.aggregate.fit_summary import fit_summary, window_warnings
 from dgss.aggregate.heads import build_head, head_config, head_uses_features
 from dgss.aggregate.inference import batch_to_device
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, load_head_weights, prepare_out_dir,
@@ -34,6 +34,7 @@ from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.validation import hold_out, score_validation
 from dgss.aggregate.windows import window_side
 from dgss.store import Entry, FeatureStore, store_location
+from dgss.progress import Progress, log_file
 from dgss.store.errors import DgssError, StoreError
 
 SOURCE_SPLIT = "training"
@@ -122,6 +123,13 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     if prepare_out_dir(out_dir, resume=resume, overwrite=overwrite):
         logger.warning("%s is a finished run; nothing to resume", out_dir)
         return out_dir
+    with log_file(out_dir):
+        return _fit_head(store_path, entries, out_dir, config, keep_bytes)
+
+
+def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, config: HeadTrainingConfig,
+              keep_bytes: int) -> Path:
+    """The training itself, its warnings and summary logged into the run folder's log.txt too."""
     items, held, used, validation_ids = [], [], {}, {}
     for entry in entries:
         split, indices = split_indices(entry, SOURCE_SPLIT)
@@ -136,6 +144,8 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     # Every hyperparameter, defaults included: a checkpoint written under other defaults is refused, not misloaded.
     resolved = dataclasses.replace(config, head_params=head_config(config.head, **config.head_params).to_dict())
     identity = {"training": resolved.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
+    for warning in window_warnings(spec, config.window):
+        logger.warning("%s", warning)
     out_dir.mkdir(parents=True, exist_ok=True)
     features = head_uses_features(config.head)
     budget = MemoryBudget(keep_bytes)
@@ -150,6 +160,8 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     )
     write_run(out_dir, record, losses)
     remove_checkpoint(out_dir)
+    for line in fit_summary(sources=used, validation=validation_ids, selection=record.selection, epochs=config.epochs):
+        logger.info("%s", line)
     return out_dir
 
 
@@ -177,8 +189,8 @@ def train_heads(images: CachedImages, validation: CachedImages, spec: CacheSpec,
     steps_per_epoch = -(-len(images) // config.batch_size)
     done_epochs = 0 if checkpoint is None else checkpoint.member * config.epochs + checkpoint.epoch
     heads, losses, histories = [], [], []
-    with tqdm(total=config.ensemble * config.epochs * steps_per_epoch, initial=done_epochs * steps_per_epoch,
-              desc="fit-head", unit="batch", disable=None) as progress:
+    with Progress(config.ensemble * config.epochs * steps_per_epoch, "fit-head", "batches",
+                  initial=done_epochs * steps_per_epoch) as progress:
         for member in range(config.ensemble):
             head = build_head(config.head, spec, seed=config.seed + member, **config.head_params).to(device)
             if checkpoint is not None and member < checkpoint.member:
@@ -200,12 +212,15 @@ def train_heads(images: CachedImages, validation: CachedImages, spec: CacheSpec,
             histories.append(history)
             for epoch in range(len(member_losses), config.epochs):
                 member_losses.append(_train_epoch(head, optimizer, images, spec, config, member, epoch, progress))
+                figures = {"head": f"{member + 1}/{config.ensemble}", "epoch": f"{epoch + 1}/{config.epochs}",
+                           "loss": f"{member_losses[-1]:.4f}"}
                 if len(validation) and _validates_after(epoch + 1, config):
                     score = score_validation(head, validation, spec, epoch + 1)
-                    progress.set_postfix(loss=f"{member_losses[-1]:.4f}", val_dice=f"{score.dice:.3f}")
+                    figures["validation_Dice"] = f"{score.dice:.4f}"
                     if not history or score.dice > max(seen["dice"] for seen in history):
                         best_head = {name: value.clone() for name, value in head.state_dict().items()}
                     history.append(score.to_dict())
+                progress.report(**figures)
                 save_checkpoint(out_dir, Checkpoint(identity=identity, member=member, epoch=epoch + 1,
                                                     head=head.state_dict(), optimizer=optimizer.state_dict(),
                                                     losses=losses, validation=histories, best_head=best_head))
@@ -235,7 +250,7 @@ def epoch_seed(seed: int, member: int, epoch: int) -> int:
 
 
 def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: CachedImages, spec: CacheSpec,
-                 config: HeadTrainingConfig, member: int, epoch: int, progress: tqdm) -> float:
+                 config: HeadTrainingConfig, member: int, epoch: int, progress: Progress) -> float:
     """One pass over the images; returns the mean loss per window."""
     device = next(head.parameters()).device
     seed = epoch_seed(config.seed, member, epoch)
@@ -256,8 +271,7 @@ def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: Cach
         optimizer.step()
         total += loss.item() * len(inputs["vessel"])
         count += len(inputs["vessel"])
-        progress.update(1)
-    progress.set_postfix(loss=f"{total / count:.4f}")
+        progress.advance()
     return total / count
 
 

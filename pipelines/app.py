@@ -24,8 +24,19 @@ def _print_version(value: bool) -> None:
 def _options(
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="Print the dgss version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print debug lines.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print warnings and results only: no progress bars "
+                                                              "or progress lines (log.txt files keep them).")] = False,
 ) -> None:
-    """Domain-generalizable retinal vessel segmentation from cached diffusion features."""
+    """Domain-generalizable retinal vessel segmentation from cached diffusion features.
+
+    Off a terminal (a batch job) every long command logs one line per step of progress on stderr.
+    """
+    from dgss.progress import set_verbosity
+
+    if verbose and quiet:
+        raise typer.BadParameter("-v and -q contradict each other: pass one of them")
+    set_verbosity(1 if verbose else -1 if quiet else 0)
 
 
 def threshold_value(text: str | None) -> float | str | None:

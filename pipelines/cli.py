@@ -5,6 +5,7 @@ import sys
 
 from dgss.pipelines.allocator import reuse_freed_memory
 from dgss.pipelines.app import app
+from dgss.progress import ConsoleHandler
 from dgss.store.errors import DgssError
 
 # Importing a command module registers its commands on `app`, in the order `dgss --help` lists them.
@@ -24,8 +25,9 @@ from dgss.pipelines import (  # noqa: F401
 
 def main() -> None:
     """Run the CLI in typer's standalone mode (usage errors print the usage and exit 2, `-h`, `--version`);
-    a DgssError becomes `error: <message>` on stderr and exit code 1; warnings are one line."""
-    logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
+    a DgssError becomes `error: <message>` on stderr and exit code 1; warnings are one line; progress lines off a
+    terminal (`dgss.progress`)."""
+    logging.basicConfig(level=logging.WARNING, handlers=[ConsoleHandler()])
     reuse_freed_memory()
     try:
         app()

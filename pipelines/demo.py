@@ -4,6 +4,9 @@ Train a backbone on the source domains' images (labels never read), extract anch
 targets, fit T&S-FreqAgg and the plain U-Net baseline on the sources, and score both on the sources' held-out
 images and on the unseen targets. Every stage reuses what an earlier run cached: the backbone, the store's done
 images and finished head runs, so a second run only re-scores.
+
+The scores are the same on any machine: everything random is seeded, and the stages run with a fixed number of
+torch threads and torch's deterministic algorithms (a float sum split over more threads adds in another order).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.heads import head_config, recorded_head_params
@@ -52,6 +57,7 @@ class DemoConfig:
     dice_weight: float = 0.5  # a soft-Dice term for both heads: cross-entropy alone under-calls thin vessels
     validation_fraction: float = 0.2  # of the sources' training images, to choose each head's epoch and threshold
     seed: int = 0
+    threads: int = 2  # torch threads of every stage, whatever the machine has: the scores depend on it
 
     @classmethod
     def for_real_data(cls, data_root: Path, out: Path, backbone: str | None, workers: int) -> DemoConfig:
@@ -66,6 +72,25 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     """Run (or resume) every stage; print each stage's wall time, the score table and the total; return the rows."""
+    with reproducible(config.threads):
+        print(f"demo: {config.threads} torch threads, deterministic algorithms, seed {config.seed}", flush=True)
+        return _run_stages(config)
+
+
+@contextmanager
+def reproducible(threads: int) -> Iterator[None]:
+    """Fixed torch threads and deterministic algorithms for the duration; the caller's settings after."""
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
+
+
+def _run_stages(config: DemoConfig) -> list[dict[str, Any]]:
     started = time.perf_counter()
     out = config.out
     with _phase("backbone"):
@@ -95,7 +120,8 @@ def run_demo(config: DemoConfig) -> list[dict[str, Any]]:
     for name, training in heads.items():
         with _phase(f"{name} fit and scoring"):
             run_dir = _fit_once(store, config.sources, key, out / "runs" / name, training)
-            results = evaluate_run(run_dir, store, [*config.sources, *config.targets], out / "report" / name)
+            results = evaluate_run(run_dir, store, [*config.sources, *config.targets], out / "report" / name,
+                                   overwrite=True)
         for dataset, scores in results["targets"].items():
             role = "unseen target" if dataset in config.targets else f"source ({scores['split']} split)"
             rows.append({"head": name, "dataset": dataset, "role": role, **scores["pooled"]})

@@ -28,10 +28,12 @@ def evaluate_command(
                                                   "to 0.999, or otsu: a threshold per image and head that reads no "
                                                   "label (default: each head's own, chosen on the run's source "
                                                   "validation images).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a target's report already in --report (refused "
+                                                 "otherwise).")] = False,
 ) -> None:
     """Print Dice, IoU, AUC-ROC, AUC-PR, sensitivity, specificity and accuracy per target; write CSV, JSON, PNGs."""
     # Imported here so that `dgss --help` and the other commands do not pay for importing torch.
-    from dgss.aggregate.evaluation import evaluate_run, pooled_table
+    from dgss.aggregate.evaluation import evaluate_run, pooled_table, target_report_dir
     from dgss.device import check_device
 
     check_device(device)
@@ -40,6 +42,7 @@ def evaluate_command(
     report_dir = report if report is not None else run / "evaluation"
     results = evaluate_run(run, store, targets, report_dir, device=device, overlays=overlays,
                            tile=tile or None, tile_context=tile_context, allow_training_images=allow_training_images,
-                           threshold=threshold)
+                           threshold=threshold, overwrite=overwrite)
     typer.echo(pooled_table(results))
-    typer.echo(f"scores and overlays written to {report_dir}")
+    folders = ", ".join(str(target_report_dir(report_dir, name)) for name in results["targets"])
+    typer.echo(f"scores and overlays written to {folders}")

@@ -1,4 +1,5 @@
-"""Run one task per image, in this process or on a Dask cluster, with a progress bar that follows the results.
+"""Run one task per image, in this process or on a Dask cluster, with progress that follows the results (a bar on a
+terminal, a log line per image elsewhere: `dgss.progress`).
 
 Every task writes only its own image's chunks, so tasks need no locks and may finish in any order. With `workers`
 > 0 a `dask.distributed.LocalCluster` of that many single-process workers is started (and closed afterwards), each
@@ -11,8 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from tqdm import tqdm
-
+from dgss.progress import Progress
 from dgss.store.errors import DgssError
 
 CLOSE_TIMEOUT_S = 60
@@ -102,13 +102,12 @@ def map_tasks(
     `workers == 0` and no `scheduler` runs in this process, which is what a single GPU wants. A task failure
     stops the run with that task's own exception; results already written by other tasks stay valid.
     """
-    bar = tqdm(total=len(indices), desc=description, unit="img", disable=None)
     results: list[Any] = []
-    with bar:
+    with Progress(len(indices), description, "images") as progress:
         if workers == 0 and scheduler is None:
             for index in indices:
                 results.append(task(index))
-                bar.update()
+                progress.step()
             return results
         from dask.distributed import as_completed
 
@@ -116,5 +115,5 @@ def map_tasks(
             futures = client.map(task, list(indices), pure=False)
             for future in as_completed(futures):
                 results.append(future.result())
-                bar.update()
+                progress.step()
     return results

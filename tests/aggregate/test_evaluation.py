@@ -12,13 +12,13 @@ from torch import nn
 from typer.testing import CliRunner
 
 from dgss.aggregate.evaluation import (combined_metrics, evaluate_run, native_truth, pooled_table, predict_native,
-                                       score_rows)
+                                       safe_file_name, score_rows, target_report_dir)
 from dgss.aggregate.metrics import METRIC_NAMES
 from dgss.aggregate.run import Run, RunRecord
 from dgss.aggregate.spec import CacheSpec
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # registers every command on `app`
-from dgss.store.errors import ConfigMismatchError, RunError, StoreError
+from dgss.store.errors import ConfigMismatchError, DgssError, RunError, StoreError
 
 
 class OracleHead(nn.Module):
@@ -74,15 +74,50 @@ def test_evaluate_run_scores_and_reports(aggregate_trained, tmp_path):
     assert set(tgt["pooled"]) == set(METRIC_NAMES) and tgt["pooled"]["dice"] > 0.7
     per_image = [values["dice"] for values in tgt["images"].values()]
     assert min(per_image) <= tgt["pooled"]["dice"] <= max(per_image)
-    assert json.loads((tmp_path / "report" / "scores.json").read_text())["targets"]["TGT"]["n_images"] == 2
-    rows = list(csv.DictReader((tmp_path / "report" / "scores.csv").open()))
+    report = tmp_path / "report"
+    assert json.loads((report / "TGT" / "scores.json").read_text())["targets"]["TGT"]["n_images"] == 2
+    assert list(json.loads((report / "SRC" / "scores.json").read_text())["targets"]) == ["SRC"]
+    rows = list(csv.DictReader((report / "TGT" / "scores.csv").open()))
     assert [(row["target"], row["image"]) for row in rows] == [
-        ("TGT", "pooled"), ("TGT", "mean"), ("TGT", "TGT_00"), ("TGT", "TGT_01"),
-        ("SRC", "pooled"), ("SRC", "mean"), ("SRC", "SRC_03")]
+        ("TGT", "pooled"), ("TGT", "mean"), ("TGT", "TGT_00"), ("TGT", "TGT_01")]
     assert rows[1]["n_images"] == "2" and float(rows[1]["dice"]) == pytest.approx(np.mean(per_image), abs=1e-9)
-    assert (tmp_path / "report" / "scores.png").is_file()
-    assert sorted(path.name for path in (tmp_path / "report" / "overlays").iterdir()) == [
-        "SRC_SRC_03.png", "TGT_TGT_00.png"]
+    assert (report / "TGT" / "scores.png").is_file()
+    assert [path.name for path in (report / "TGT" / "overlays").iterdir()] == ["TGT_00.png"]
+    assert [path.name for path in (report / "SRC" / "overlays").iterdir()] == ["SRC_03.png"]
+    log = (report / "TGT" / "log.txt").read_text()
+    assert "evaluate TGT: 2/2 images" in log and "TGT pooled Dice" in log
+
+
+def test_a_second_evaluate_keeps_the_first_targets_report_and_refuses_to_replace_one(aggregate_trained, tmp_path):
+    _, run_dir = aggregate_trained
+    evaluate_run(run_dir, None, ["TGT"], tmp_path / "report", overlays=2)
+    first = (tmp_path / "report" / "TGT" / "scores.json").read_text()
+    evaluate_run(run_dir, None, ["SRC"], tmp_path / "report", overlays=1)
+    assert (tmp_path / "report" / "TGT" / "scores.json").read_text() == first
+    with pytest.raises(DgssError, match="report.TGT already holds a report .*pass --overwrite"):
+        evaluate_run(run_dir, None, ["TGT", "SRC"], tmp_path / "report", overlays=0)
+    evaluate_run(run_dir, None, ["TGT"], tmp_path / "report", overlays=1, overwrite=True)
+    assert [path.name for path in (tmp_path / "report" / "TGT" / "overlays").iterdir()] == ["TGT_00.png"]
+
+
+def test_a_target_named_by_a_path_gets_a_report_folder_of_its_own(aggregate_trained, aggregate_cache, tmp_path):
+    """`folder:/abs/path` used to end in FileNotFoundError: the overlay name kept its slashes."""
+    _, run_dir = aggregate_trained
+    names = ["folder:/data/a/mini", "folder:/data/b/mini"]
+    for name in names:
+        aggregate_cache(name, n_images=2, seed=1)
+    results = evaluate_run(run_dir, tmp_path / "store", names, tmp_path / "report", overlays=1)
+    folders = sorted(path.name for path in (tmp_path / "report").iterdir())
+    assert len(folders) == 2 and all(":" not in folder and folder.startswith("folder_data_") for folder in folders)
+    assert [Path(path).parent.parent.name for path in results["files"][names[0]]["overlays"]] == [
+        target_report_dir(tmp_path / "report", names[0]).name]
+
+
+@pytest.mark.parametrize("name, expected", [("CHASE_DB1", "CHASE_DB1"), ("STARE+photo1", "STARE+photo1"),
+                                            ("folder:mini", "folder_mini-"), ("..", "-")])
+def test_safe_file_names(name, expected):
+    safe = safe_file_name(name)
+    assert safe.startswith(expected) and "/" not in safe and ":" not in safe and not safe.startswith(".")
 
 
 def test_the_mean_row_averages_each_metric_over_the_images_where_it_is_defined(recwarn):
@@ -137,7 +172,7 @@ def test_evaluate_command_prints_the_pooled_table(aggregate_trained, tmp_path):
     assert header.split()[:4] == ["target", "image", "n_images", "dice"]
     assert pooled.split()[:3] == ["TGT", "pooled", "2"] and mean.split()[:3] == ["TGT", "mean", "2"]
     assert after.startswith("scores and overlays written to")
-    assert (tmp_path / "report" / "scores.csv").is_file()
+    assert (tmp_path / "report" / "TGT" / "scores.csv").is_file()
 
 
 def test_evaluate_command_error_is_one_line_and_non_zero(aggregate_trained, tmp_path, monkeypatch, capsys):
@@ -149,7 +184,7 @@ def test_evaluate_command_error_is_one_line_and_non_zero(aggregate_trained, tmp_
     assert exit_info.value.code == 1
     error = capsys.readouterr().err
     assert error.startswith("error: no features for NOPE") and error.count("\n") == 1
-    assert not (tmp_path / "report" / "scores.json").exists()
+    assert not (tmp_path / "report").exists()
 
 
 def test_a_target_image_the_run_trained_on_is_refused_by_name(aggregate_cache, tmp_path):

@@ -57,7 +57,7 @@ def test_dice_term_adds_to_the_cross_entropy():
 def test_fit_head_writes_the_run_files(aggregate_trained):
     store, run_dir = aggregate_trained
     assert sorted(path.name for path in run_dir.iterdir()) == [
-        "head_00.safetensors", "head_01.safetensors", "loss.csv", "loss.png", RUN_FILE]
+        "head_00.safetensors", "head_01.safetensors", "log.txt", "loss.csv", "loss.png", RUN_FILE]
     record = json.loads((run_dir / RUN_FILE).read_text())
     entry = FeatureStore(store).entry("SRC")
     assert record["key"] == entry.key and record["extraction_config"] == entry.config

@@ -7,6 +7,7 @@ import pytest
 
 from dgss.aggregate.data import split_indices
 from dgss.aggregate.evaluation import TARGET_SPLIT, native_truth
+from dgss.pipelines import demo
 from dgss.pipelines.demo import DemoConfig, run_demo
 from dgss.store import FeatureStore
 from dgss.store.geometry import Geometry
@@ -69,7 +70,7 @@ def test_the_demo_writes_its_report(demo_run):
     report = Path(config.out) / "report"
     assert (report / "summary.csv").read_text().count("\n") == 1 + 6
     assert (report / "summary.png").stat().st_size > 0
-    assert list((report / "tsfreqagg" / "overlays").glob("*.png"))
+    assert list((report / "tsfreqagg" / "SYNTH-C-4x64" / "overlays").glob("*.png"))
     assert (Path(config.out) / "runs" / "tsfreqagg" / "loss.png").is_file()
 
 
@@ -85,3 +86,39 @@ def test_a_second_demo_run_reuses_the_backbone_the_features_and_the_heads(demo_r
     printed = capsys.readouterr().out
     for phase in ("backbone", "extraction", "tsfreqagg fit and scoring", "unet fit and scoring", "total"):
         assert f"demo {phase}: " in printed  # each stage's wall time, as it ends
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_every_demo_stage_runs_with_the_configured_threads_and_deterministic_algorithms(monkeypatch, tmp_path):
+    """The scores depend on how many threads add up each float sum: the machine's core count must not decide."""
+    import torch
+
+    seen = []
+
+    def record(name, result=None):
+        def stage(*args, **kwargs):
+            seen.append((name, torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()))
+            if result is None:
+                raise _Stop
+            return result
+        return stage
+
+    class Extracted:
+        key = "k"
+
+    monkeypatch.setattr(demo, "train_backbone", record("backbone", tmp_path))
+    monkeypatch.setattr(demo, "run_extraction", record("extraction", Extracted()))
+    monkeypatch.setattr(demo, "fit_head", record("fit"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with pytest.raises(_Stop):
+            run_demo(DemoConfig(out=tmp_path, threads=1))
+        assert torch.get_num_threads() == 3 and not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
+    assert {stage for stage, _, _ in seen} == {"backbone", "extraction", "fit"}
+    assert all((count, deterministic) == (1, True) for _, count, deterministic in seen)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dgss.aggregate.evaluation import target_report_dir
 from dgss.store import FeatureStore
 
 Tree = Callable[[Path, dict[str, str]], Path]
@@ -70,7 +71,8 @@ def test_a_partly_labelled_dataset_is_extracted_whole_and_only_its_labels_are_us
     assert code == 0, err
     assert f"{target}: 2 of 3 extracted images of split 'all' have no vessel label and are left out; scoring the " \
            "1 labelled" in caplog.text
-    scores = json.loads((tmp_path / "report" / "scores.json").read_text())["targets"][target]
+    report = target_report_dir(tmp_path / "report", target)
+    scores = json.loads((report / "scores.json").read_text())["targets"][target]
     assert (scores["n_images"], scores["unlabelled_images"], list(scores["images"])) == (1, 2, ["b"])
 
 

@@ -172,7 +172,7 @@ def test_fit_head_and_evaluate_from_s3_record_the_url(s3_url: str, tmp_path: Pat
     result = CliRunner().invoke(app, ["evaluate", "--run", str(run_dir), "--target", "TGT", "--store", s3_url,
                                       "--report", str(tmp_path / "cli"), "--overlays", "0"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "cli" / "scores.json").read_text())["store"] == s3_url
+    assert json.loads((tmp_path / "cli" / "TGT" / "scores.json").read_text())["store"] == s3_url
 
 
 def test_info_and_verify_on_an_s3_url(s3_url: str) -> None:
