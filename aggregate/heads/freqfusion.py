@@ -144,8 +144,9 @@ class FreqFusion(nn.Module):
                                         for _ in range(steps)))
         self.highpass = AdaptiveHighPass(channels, kernel_channels, highpass_kernel)
 
-    def forward(self, coarse: Tensor, smooth: Tensor, detail: Tensor) -> Tensor:
-        """Fuse (sample, channel, coarse_y, coarse_x) into (sample, channel, fine_y, fine_x) maps.
+    def forward(self, coarse: Tensor, smooth: Tensor, detail: Tensor | None = None) -> Tensor:
+        """Fuse (sample, channel, coarse_y, coarse_x) into (sample, channel, fine_y, fine_x) maps (``detail``
+        None: ``smooth`` is both).
 
         The sizes may be those of a window of the canvas rather than of the whole canvas: only their ratio is
         fixed at construction.
@@ -153,4 +154,14 @@ class FreqFusion(nn.Module):
         up = self.upsample(coarse)
         if self.resize:
             up = F.interpolate(up, size=smooth.shape[-2:], mode="bilinear", align_corners=False)
-        return up + smooth + self.highpass(detail)
+        return up + smooth + self.highpass(smooth if detail is None else detail)
+
+
+class BilinearFusion(nn.Module):
+    """The ablation of FreqFusion: ``bilinear_upsample(coarse) + smooth (+ detail)``, nothing frequency-aware and
+    no parameters (the fusion of a plain feature pyramid)."""
+
+    def forward(self, coarse: Tensor, smooth: Tensor, detail: Tensor | None = None) -> Tensor:
+        """Same maps and shapes as :meth:`FreqFusion.forward`."""
+        up = F.interpolate(coarse, size=smooth.shape[-2:], mode="bilinear", align_corners=False)
+        return up + smooth if detail is None else up + smooth + detail

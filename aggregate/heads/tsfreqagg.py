@@ -25,11 +25,18 @@ widths. Two options, neither in the release, draw the logits finer:
 
 Timesteps are folded into the batch: every layer is shared across timesteps except the conditional BatchNorm's
 gain and bias, and a gate mixes the per-timestep logits pixel by pixel (a mixture of experts over time).
+
+Two switches take the method's parts out, for the ablations of bench/ablations.py: ``fusion=bilinear`` fuses the
+levels by plain bilinear upsampling and addition (no adaptive low- or high-pass), and ``gate`` chooses how the
+per-timestep logits are mixed: ``pixel`` (the release's per-pixel softmax gate), ``mean`` (their plain mean) or
+``single`` (one timestep, no gate: the head must be trained on one timestep, chosen with ``fit-head --timesteps T``,
+so that only that timestep is read from the cache).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 import torch
@@ -37,10 +44,25 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d, folded_timestep_index
-from dgss.aggregate.heads.freqfusion import FreqFusion
+from dgss.aggregate.heads.freqfusion import BilinearFusion, FreqFusion
 from dgss.aggregate.heads.inputs import NUM_CLASSES, level_features, window_size
 from dgss.aggregate.spec import CacheSpec
 from dgss.store.errors import ModelError
+
+
+class Fusion(StrEnum):
+    """How a coarse level is fused into the next finer one."""
+
+    freqfusion = "freqfusion"
+    bilinear = "bilinear"
+
+
+class Gate(StrEnum):
+    """How the per-timestep logits become one map: per-pixel softmax weights, their plain mean, or one timestep."""
+
+    pixel = "pixel"
+    mean = "mean"
+    single = "single"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,8 +70,9 @@ class TSFreqAggConfig:
     """Hyperparameters of the T&S-FreqAgg head (defaults as released but for kernel channels and ``subpixel``,
     chosen here on unseen cameras: bench/dg_protocol.py)."""
 
-    #: What a run record written before a field existed meant by its absence (its default has changed since).
-    predated: ClassVar[dict[str, Any]] = {"subpixel": False}
+    #: What a run record written before a field existed meant by its absence (its default may have changed since).
+    predated: ClassVar[dict[str, Any]] = {"subpixel": False, "fusion": Fusion.freqfusion.value,
+                                          "gate": Gate.pixel.value}
 
     width: int = 64
     dropout: float = 0.2
@@ -58,8 +81,14 @@ class TSFreqAggConfig:
     highpass_kernel: int = 3
     image_refine: int = 0
     subpixel: bool = True
+    fusion: str = Fusion.freqfusion.value
+    gate: str = Gate.pixel.value
 
     def __post_init__(self) -> None:
+        for name, choices in (("fusion", Fusion), ("gate", Gate)):
+            if getattr(self, name) not in set(choices):
+                raise ModelError(f"tsfreqagg {name}={getattr(self, name)!r}: use one of {', '.join(choices)}")
+            object.__setattr__(self, name, str(getattr(self, name)))  # a plain string in the record
         if self.image_refine < 0:
             raise ModelError(f"tsfreqagg image_refine={self.image_refine} must be >= 0 (0: no refinement)")
         if self.width < 1 or self.kernel_channels < 1:
@@ -128,6 +157,16 @@ class TimeGate(nn.Module):
         return (weights[:, :, None] * logits).sum(dim=1), weights
 
 
+class MeanGate(nn.Module):
+    """The plain mean of the per-timestep logits: every timestep weighs the same everywhere (no parameters). Over
+    one timestep it is that timestep's logits."""
+
+    def forward(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """As :meth:`TimeGate.forward`; the weights are 1 / timesteps everywhere."""
+        batch, steps, _, height, width = logits.shape
+        return logits.mean(dim=1), logits.new_full((batch, steps, height, width), 1 / steps)
+
+
 class TSFreqAggHead(nn.Module):
     """T&S-FreqAgg over the levels of ``spec`` (one to three), returning (batch, 2, side, side) logits for a batch
     that covers the whole canvas or a window of it (see ``dgss.aggregate.windows``)."""
@@ -142,6 +181,9 @@ class TSFreqAggHead(nn.Module):
         steps = len(spec.timesteps)
         bands = len(spec.band_names)
         self.split_bands = spec.bands == "haar"
+        if config.gate == Gate.single and steps != 1:
+            raise ModelError(f"tsfreqagg gate=single reads one timestep, but the head is given {steps} "
+                             f"({', '.join(map(str, spec.timesteps))}): choose one with fit-head --timesteps T")
 
         def branch(channels: int) -> LevelBranch:
             return LevelBranch(channels, config.width, steps, config.dropout)
@@ -151,13 +193,14 @@ class TSFreqAggHead(nn.Module):
         self.detail = nn.ModuleDict({lv: branch((bands - 1) * spec.level_channels(lv))
                                      for lv in levels[1:] if self.split_bands})
         self.fusions = nn.ModuleList(
+            BilinearFusion() if config.fusion == Fusion.bilinear else
             FreqFusion(channels=config.width, coarse_size=spec.level_size(coarse), fine_size=spec.level_size(fine),
                        kernel_channels=config.kernel_channels, upsample_kernel=config.upsample_kernel,
                        highpass_kernel=config.highpass_kernel)
             for coarse, fine in zip(levels[:-1], levels[1:]))
         self.refine = nn.ModuleList(ResidualBlock(config.width) for _ in levels[1:])
         self.classify = SubpixelClassifier(config.width) if config.subpixel else nn.Conv2d(config.width, NUM_CLASSES, 1)
-        self.time_gate = TimeGate(steps)
+        self.time_gate = TimeGate(steps) if config.gate == Gate.pixel else MeanGate()
         self.image_refine = ImageRefinement(config.image_refine) if config.image_refine else None
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -175,7 +218,7 @@ class TSFreqAggHead(nn.Module):
         for level, fusion, refine in zip(levels[1:], self.fusions, self.refine):
             features = level_features(batch, self.spec, level).flatten(0, 1)
             smooth = self.smooth[level](features[:, 0], index)
-            detail = self.detail[level](features[:, 1:].flatten(1, 2), index) if self.split_bands else smooth
+            detail = self.detail[level](features[:, 1:].flatten(1, 2), index) if self.split_bands else None
             fused = refine(fusion(fused, smooth, detail))
         logits = self.classify(fused)
         mixed, gates = self.time_gate(logits.view(size, steps, *logits.shape[1:]))
