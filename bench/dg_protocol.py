@@ -84,10 +84,10 @@ def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: 
                                  str(run_dir), "--seed", str(seed), "--resume", *keyed, *HEADS[head], *options])
         timing = {"fit_s": timing["fit_s"]}  # every evaluation of the old fit is stale
     report, eval_key = run_dir / report_name(threshold), eval_name(threshold)
-    if not (report / "scores.json").is_file() or eval_key not in timing:
+    if not all((report / target / "scores.json").is_file() for target in targets) or eval_key not in timing:
         given = [] if threshold is None else ["--threshold", threshold]
         timing[eval_key] = timed([dgss, "evaluate", "--run", str(run_dir), "--target", ",".join(targets),
-                                  "--report", str(report), "--overlays", "2", *given])
+                                  "--report", str(report), "--overlays", "2", "--overwrite", *given])
     timing_file.write_text(json.dumps(timing))
     return timing
 
@@ -96,10 +96,12 @@ def score_rows(variant: str, protocol: str, head: str, seed: int, run_dir: Path,
                timing: dict[str, float], threshold: str | None = None) -> list[dict[str, object]]:
     """One row per target of a finished, evaluated run."""
     sources, _ = PROTOCOLS[protocol]
-    scores = json.loads((run_dir / report_name(threshold) / "scores.json").read_text())
-    chosen = scores["thresholds"] if isinstance(scores["thresholds"], str) else scores["thresholds"][0]
+    report = run_dir / report_name(threshold)
+    reports = [json.loads(path.read_text()) for path in sorted(report.glob("*/scores.json"))]  # one per target
+    thresholds = reports[0]["thresholds"]
+    chosen = thresholds if isinstance(thresholds, str) else thresholds[0]
     rows = []
-    for target, result in scores["targets"].items():
+    for target, result in ((target, result) for report in reports for target, result in report["targets"].items()):
         images = [values["dice"] for values in result["images"].values()]
         rows.append({
             "variant": variant, "protocol": protocol, "target": target, "unseen": target not in sources,

@@ -45,7 +45,7 @@ def timed(command: list[str]) -> tuple[float, float]:
 
 
 def pooled(report: Path, target: str) -> dict[str, float]:
-    return json.loads((report / "scores.json").read_text())["targets"][target]["pooled"]
+    return json.loads((report / target / "scores.json").read_text())["targets"][target]["pooled"]
 
 
 def run_config(name: str, options: list[str], store: Path, runs: Path, dgss: str) -> dict[str, object]:
@@ -58,8 +58,9 @@ def run_config(name: str, options: list[str], store: Path, runs: Path, dgss: str
         fit_s, fit_peak = timed([dgss, "fit-head", "--source", "DRIVE", "--store", str(store), "--out", str(run_dir),
                                  "--overwrite", *options])
         chase_s, chase_peak = timed([dgss, "evaluate", "--run", str(run_dir), "--target", "CHASE_DB1",
-                                     "--report", str(run_dir / "chase")])
-        timed([dgss, "evaluate", "--run", str(run_dir), "--target", "DRIVE", "--report", str(run_dir / "drive")])
+                                     "--report", str(run_dir / "chase"), "--overwrite"])
+        timed([dgss, "evaluate", "--run", str(run_dir), "--target", "DRIVE", "--report", str(run_dir / "drive"),
+               "--overwrite"])
         timing = {"fit_s": round(fit_s, 1), "fit_peak_mib": round(fit_peak), "eval_chase_s": round(chase_s, 1),
                   "eval_chase_peak_mib": round(chase_peak)}
         timing_file.write_text(json.dumps(timing))
