@@ -20,6 +20,10 @@ _SIGNS = {  # per band (LL, LH, HL, HH): sign after mirroring across columns (x)
     "x": torch.tensor([1.0, 1.0, -1.0, -1.0]),
     "y": torch.tensor([1.0, -1.0, 1.0, -1.0]),
 }
+SYMMETRIES: tuple[tuple[bool, bool, bool], ...] = tuple(
+    (transpose, mirror_x, mirror_y) for transpose in (False, True) for mirror_x in (False, True)
+    for mirror_y in (False, True))
+"""The eight symmetries of the square as (transpose, mirror columns, mirror rows); the identity first."""
 
 
 def random_symmetry(rng: np.random.Generator) -> tuple[bool, bool, bool]:
@@ -47,3 +51,14 @@ def apply_symmetry(window: dict[str, Tensor], spec: CacheSpec, symmetry: tuple[b
                     value = value * _SIGNS[axis].to(value.dtype).view(4, 1, 1, 1)
         moved[name] = value.contiguous()
     return moved
+
+
+def undo_symmetry(maps: Tensor, symmetry: tuple[bool, bool, bool]) -> Tensor:
+    """`maps` (..., y, x) of a transformed window brought back to the window's own orientation: the inverse of
+    `apply_symmetry` for maps without bands (logits, probabilities)."""
+    transpose, mirror_x, mirror_y = symmetry
+    if mirror_y:
+        maps = maps.flip(-2)
+    if mirror_x:
+        maps = maps.flip(-1)
+    return maps.transpose(-1, -2) if transpose else maps

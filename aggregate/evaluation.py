@@ -59,19 +59,21 @@ def safe_file_name(name: str) -> str:
 def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
                  report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
                  tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False,
-                 threshold: float | str | None = None, overwrite: bool = False) -> dict[str, Any]:
+                 threshold: float | str | None = None, overwrite: bool = False, flips: bool = False
+                 ) -> dict[str, Any]:
     """Score the run on every target; write each target's scores (CSV, JSON, PNG table) and overlays in its folder
     `report_dir/<target>/` (`target_report_dir`); a target whose folder holds a report is refused unless `overwrite`.
 
     `store_path` None means the store the run was trained from. The heads are applied in tiles of `tile` canvas
     pixels (None: whole canvases). A target image the run was trained on is refused, naming it, unless
     `allow_training_images` (then the report marks the target). `threshold` replaces the members' stored
-    decision thresholds (a probability, or "otsu": one per image that reads no label). Returns the scores per target, pooled and per image (`n_images` scored: those with a
+    decision thresholds (a probability, or "otsu": one per image that reads no label). `flips` averages each head's probabilities over the
+    eight flips and rotations of every canvas (test-time augmentation). Returns the scores per target, pooled and per image (`n_images` scored: those with a
     vessel label; `unlabelled_images`: extracted ones left out), and the paths written per target.
     """
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
-    run = load_run(run_dir, device=device, tile=tile, tile_context=tile_context, threshold=threshold)
+    run = load_run(run_dir, device=device, tile=tile, tile_context=tile_context, threshold=threshold, flips=flips)
     store_path = str(store_path if store_path is not None else run.record.store)  # a URL must stay one
     store = FeatureStore(store_path, create=False)
     entries = [resolve_target(store, target, run) for target in dict.fromkeys(targets)]

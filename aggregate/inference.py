@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from skimage.filters import threshold_otsu
 
+from dgss.aggregate.augment import SYMMETRIES, apply_symmetry, undo_symmetry
 from dgss.aggregate.run import DEFAULT_THRESHOLD, Run
 from dgss.aggregate.selection import select_features
 from dgss.aggregate.windows import tiled_logits
@@ -41,15 +42,25 @@ def member_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:
         "features/<block>": (B, timestep, band, channel, y, x), every block and timestep as cached (a run trained
         on part of them takes its part here); "image": (B, rgb, y, x) in [0, 1].
 
+    With `run.flips`, each member's probability is its mean over the eight flips and rotations of the canvas,
+    features moved exactly as training's `--flips` moves them.
+
     Returns
     -------
     (member, B, y, x) float32 tensor on the run's device
     """
     cached_timesteps = run.record.extraction_config["timesteps"]
     inputs = batch_to_device(select_features(batch, cached_timesteps, run.spec, timestep_dim=1), run.device)
-    return torch.stack([
-        torch.softmax(tiled_logits(head, inputs, run.spec, side=run.tile, context=run.tile_context), dim=1)[:, 1]
-        for head in run.heads])
+    symmetries = SYMMETRIES if run.flips else SYMMETRIES[:1]
+    total = None
+    for symmetry in symmetries:
+        moved = apply_symmetry(inputs, run.spec, symmetry) if any(symmetry) else inputs
+        probs = torch.stack([
+            torch.softmax(tiled_logits(head, moved, run.spec, side=run.tile, context=run.tile_context), dim=1)[:, 1]
+            for head in run.heads])
+        probs = undo_symmetry(probs, symmetry)
+        total = probs if total is None else total + probs
+    return total / len(symmetries)
 
 
 def predict_probabilities(run: Run, batch: Mapping[str, Any]) -> torch.Tensor:

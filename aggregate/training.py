@@ -31,7 +31,7 @@ from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, lo
                                 write_head, write_run)
 from dgss.aggregate.selection import select_spec
 from dgss.aggregate.spec import CacheSpec
-from dgss.aggregate.validation import hold_out, score_validation
+from dgss.aggregate.validation import held_out_ids, score_validation
 from dgss.aggregate.windows import window_side
 from dgss.store import Entry, FeatureStore, store_location
 from dgss.progress import Progress, log_file
@@ -130,11 +130,15 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
 def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, config: HeadTrainingConfig,
               keep_bytes: int) -> Path:
     """The training itself, its warnings and summary logged into the run folder's log.txt too."""
-    items, held, used, validation_ids = [], [], {}, {}
+    items, held, used, validation_ids, usable = [], [], {}, {}, {}
     for entry in entries:
-        split, indices = split_indices(entry, SOURCE_SPLIT)
+        split, usable[entry.dataset] = split_indices(entry, SOURCE_SPLIT)
         warn_pending(entry, split, "training on")
-        training, validation = hold_out(entry, indices, config.validation_fraction, config.seed)
+    held_ids = held_out_ids(entries, usable, config.validation_fraction, config.seed)
+    for entry in entries:
+        indices = usable[entry.dataset]
+        training = [index for index in indices if entry.image_ids[index] not in held_ids[entry.dataset]]
+        validation = [index for index in indices if entry.image_ids[index] in held_ids[entry.dataset]]
         items += [(entry, index) for index in training]
         held += [(entry, index) for index in validation]
         used[entry.dataset] = [entry.image_ids[index] for index in training]

@@ -10,7 +10,7 @@ the FOV, and the epoch whose best-threshold Dice is highest is kept, with that t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from dgss.aggregate.metrics import MetricAccumulator
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import tiled_logits
+from dgss.datasets.photometric import viewed_dataset
 from dgss.store import Entry
 
 VALIDATION_BINS = 1000
@@ -42,8 +43,9 @@ class ValidationScore:
         return asdict(self)
 
 
-def hold_out(entry: Entry, indices: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Split one source's image indices into (training, validation), by a seeded draw from `fraction`.
+def hold_out(dataset: str, indices: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split one source's image indices into (training, validation), by a seeded draw from `fraction` that depends
+    on the dataset's name.
 
     At least one image is held out when `fraction` > 0 and the source has two or more; none when it has one.
     """
@@ -51,9 +53,28 @@ def hold_out(entry: Entry, indices: Sequence[int], fraction: float, seed: int) -
     count = min(len(indices) - 1, max(1, round(fraction * len(indices)))) if fraction > 0 else 0
     if count <= 0:
         return indices, []
-    rng = np.random.default_rng([seed, _stable_hash(entry.dataset)])
+    rng = np.random.default_rng([seed, _stable_hash(dataset)])
     held = set(rng.choice(indices, size=count, replace=False).tolist())
     return [i for i in indices if i not in held], [i for i in indices if i in held]
+
+
+def held_out_ids(entries: Sequence[Entry], indices: Mapping[str, Sequence[int]], fraction: float,
+                 seed: int) -> dict[str, set[str]]:
+    """The validation image ids of every source, drawn once per base dataset: a photometric view (DRIVE+photo1)
+    holds out exactly its base's images, so no copy of a validation image is trained on and no copy of a training
+    image chooses the epoch or threshold.
+
+    `indices` maps each entry's dataset to its usable image indices. A base that is not itself a source is drawn
+    over its first view's images, under the base's name.
+    """
+    drawn: dict[str, set[str]] = {}
+    bases_first = sorted(entries, key=lambda entry: viewed_dataset(entry.dataset) != entry.dataset)
+    for entry in bases_first:
+        base = viewed_dataset(entry.dataset)
+        if base not in drawn:
+            _, validation = hold_out(base, indices[entry.dataset], fraction, seed)
+            drawn[base] = {entry.image_ids[index] for index in validation}
+    return {entry.dataset: drawn[viewed_dataset(entry.dataset)] for entry in entries}
 
 
 def _stable_hash(text: str) -> int:

@@ -15,7 +15,6 @@ import copy
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
-from tqdm.auto import tqdm
 
 from dgss.device import check_device
+from dgss.progress import Progress, log_file
 from dgss.pretrain.checkpoint import CHECKPOINT_DIR, find_checkpoint, load_checkpoint, save_checkpoint
 from dgss.pretrain.outputs import TRAINING_FILE, write_outputs
 from dgss.pretrain.pool import ImagePool, step_rng, training_batch
@@ -113,12 +112,12 @@ def _train_step(model: UNet2DModel, optimizer: torch.optim.Optimizer, scheduler:
     return loss.item()
 
 
-def _log_checkpoint(state: dict, config: BackboneTrainingConfig, out: Path, spent_s: float) -> None:
-    """A progress line for logs, on stderr where the bar would have gone; stdout keeps the run's outcome only."""
+def _report_checkpoint(progress: Progress, state: dict, config: BackboneTrainingConfig, out: Path) -> None:
+    """One progress line per checkpoint (a log line off a terminal, the bar's figures on one): the mean loss of the
+    steps since the last one; stdout keeps the run's outcome only."""
     recent = state["losses"][-config.checkpoint_every:]
-    print(f"train-diffusion: step {state['step']} of {config.steps}, mean loss {sum(recent) / len(recent):.4f} over "
-          f"the last {len(recent)} steps, {spent_s / 60:.1f} min in this piece; checkpoint saved in {out}",
-          file=sys.stderr, flush=True)
+    progress.report(mean_loss=f"{sum(recent) / len(recent):.4f} over the last {len(recent)} steps",
+                    checkpoint=f"saved in {out}")
 
 
 def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
@@ -214,7 +213,7 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         folders of images.
     out_dir
         Empty or new folder; receives the EMA model (`config.json`, weights, `scheduler_config.json`),
-        `training.json`, `MODEL_CARD.md`, `samples_vs_real.png`, `loss.csv`, `loss.png`, `samples/` and
+        `training.json`, `MODEL_CARD.md`, `samples_vs_real.png`, `loss.csv`, `loss.png`, `log.txt`, `samples/` and
         `checkpoints/latest.pt`.
     resume
         Continue from the checkpoint in `out_dir/checkpoints` (also on another machine, with the sources there;
@@ -271,27 +270,24 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
     piece = {"start": state["step"], "end": state["step"], "wall_s": 0.0, "hardware": _hardware(device)}
     state["pieces"] = [*state["pieces"], piece]
     wall_before = state["wall_s"]
-    progress = tqdm(total=config.steps, initial=state["step"], desc="train-diffusion", unit="step", disable=None)
-    for step in range(state["step"], config.steps):
-        loss = _train_step(model, optimizer, scheduler, config, training_batch(pool, config, step), step)
-        _update_ema(ema, model, config.ema_decay, step)
-        state["losses"].append(loss)
-        state["step"] = step + 1
-        progress.update(1)
-        progress.set_postfix(loss=f"{loss:.4f}")
-        spent = time.perf_counter() - call_started
-        out_of_time = time_budget_s is not None and clock() - budget_started >= time_budget_s
-        if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps or out_of_time:
-            piece.update(end=state["step"], wall_s=spent, cpu_s=time.process_time() - cpu_started)
-            state["wall_s"] = wall_before + spent
-            save_checkpoint(out, {**state, "model": model.state_dict(), "ema": ema.state_dict(),
-                                  "optimizer": optimizer.state_dict()})
-            write_outputs(out, config, ema, state, pool)
-            if progress.disable:  # no terminal (a batch job's log): one line per checkpoint instead of a bar
-                _log_checkpoint(state, config, out, spent)
-        if out_of_time:
-            break
-    progress.close()
+    with log_file(out), Progress(config.steps, "train-diffusion", "steps", initial=state["step"]) as progress:
+        for step in range(state["step"], config.steps):
+            loss = _train_step(model, optimizer, scheduler, config, training_batch(pool, config, step), step)
+            _update_ema(ema, model, config.ema_decay, step)
+            state["losses"].append(loss)
+            state["step"] = step + 1
+            progress.advance()
+            spent = time.perf_counter() - call_started
+            out_of_time = time_budget_s is not None and clock() - budget_started >= time_budget_s
+            if state["step"] % config.checkpoint_every == 0 or state["step"] == config.steps or out_of_time:
+                piece.update(end=state["step"], wall_s=spent, cpu_s=time.process_time() - cpu_started)
+                state["wall_s"] = wall_before + spent
+                save_checkpoint(out, {**state, "model": model.state_dict(), "ema": ema.state_dict(),
+                                      "optimizer": optimizer.state_dict()})
+                write_outputs(out, config, ema, state, pool)
+                _report_checkpoint(progress, state, config, out)
+            if out_of_time:
+                break
     if state["step"] < config.steps:
         kind = "CPU-time budget" if budget_clock == "cpu" else "time budget"
         print(f"train-diffusion: {kind} of {time_budget_s / 60:.3g} min spent at step {state['step']} of "

@@ -1,9 +1,16 @@
-"""A plain U-Net on the canvas image: the standard supervised reference that uses no diffusion features."""
+"""A plain U-Net on the canvas image: the standard supervised reference that uses no diffusion features.
+
+``channels="green"`` is the classic vessel-segmentation input: the green channel (where vessels contrast most with
+the background), standardised, with everything outside the FOV set to the FOV's mean so the black surround
+teaches nothing. The cached canvas is matched to the backbone's appearance target, so its green channel inside the
+FOV has the same mean and spread in every image: standardising with the shipped target's values (and the first
+BatchNorm, which absorbs any remaining scale and offset) is the per-image z-score inside the FOV.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -13,16 +20,26 @@ from dgss.aggregate.spec import CacheSpec
 from dgss.store.errors import ConfigMismatchError, ModelError
 
 
+GREEN_MEAN, GREEN_STD = 89.468 / 255, 22.899 / 255
+"""The green channel's FOV mean and spread after appearance matching to the shipped backbones' target (0..1)."""
+CHANNELS = ("rgb", "green")
+
+
 @dataclass(frozen=True, kw_only=True)
 class UNetConfig:
-    """Width of the first stage (doubled at each of ``depth`` downsamplings)."""
+    """Width of the first stage (doubled at each of ``depth`` downsamplings) and the input: the canvas's three
+    colour channels as cached (``rgb``) or its standardised green channel inside the FOV (``green``)."""
 
     base_channels: int = 32
     depth: int = 4
+    channels: str = "rgb"
+    predated: ClassVar[dict[str, Any]] = {"channels": "rgb"}
 
     def __post_init__(self) -> None:
         if self.base_channels < 1 or self.depth < 0:
             raise ModelError(f"unet base_channels={self.base_channels} must be >= 1 and depth={self.depth} >= 0")
+        if self.channels not in CHANNELS:
+            raise ModelError(f"unet channels={self.channels!r} must be one of {', '.join(CHANNELS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,7 +68,8 @@ class UNetHead(nn.Module):
         self.spec = spec
         self.config = config
         widths = [config.base_channels * 2**i for i in range(config.depth + 1)]
-        self.down = nn.ModuleList(_double_conv(w_in, w_out) for w_in, w_out in zip([3, *widths[:-1]], widths))
+        inputs = 3 if config.channels == "rgb" else 1
+        self.down = nn.ModuleList(_double_conv(w_in, w_out) for w_in, w_out in zip([inputs, *widths[:-1]], widths))
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(nn.ConvTranspose2d(w, w // 2, 2, stride=2) for w in reversed(widths[1:]))
         self.merge = nn.ModuleList(_double_conv(w, w // 2) for w in reversed(widths[1:]))
@@ -66,10 +84,16 @@ class UNetHead(nn.Module):
                                       f"3 channels and sides divisible by {multiple}; use the cache the head was "
                                       "trained on")
         skips = []
-        x = image
+        x = image if self.config.channels == "rgb" else _standard_green(image, batch["fov"])
         for index, stage in enumerate(self.down):
             x = stage(self.pool(x) if index else x)
             skips.append(x)
         for up, merge, skip in zip(self.up, self.merge, reversed(skips[:-1])):
             x = merge(torch.cat([skip, up(x)], dim=1))
         return self.classify(x)
+
+
+def _standard_green(image: Tensor, fov: Tensor) -> Tensor:
+    """(batch, 1, y, x): the green channel standardised, 0 (the FOV mean) outside the FOV."""
+    green = (image[:, 1:2] - GREEN_MEAN) / GREEN_STD
+    return torch.where(fov[:, None].bool(), green, torch.zeros_like(green))

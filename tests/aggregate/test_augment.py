@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgss.aggregate.augment import apply_symmetry, random_symmetry
+from dgss.aggregate.augment import SYMMETRIES, apply_symmetry, random_symmetry, undo_symmetry
 from dgss.aggregate.data import CachedImages, Step, window_batch
 from dgss.aggregate.spec import CacheSpec
 from dgss.extract.bands import haar_split
@@ -57,3 +57,12 @@ def test_a_flipped_batch_keeps_labels_and_features_aligned(aggregate_store):
     for batch in (plain, flipped):
         red = batch["image"][:, 0]
         assert torch.equal(batch["vessel"].bool(), (red > 0) & (red < 0.5))
+
+
+def test_undo_brings_every_symmetry_of_a_map_back():
+    maps = torch.randn(2, 6, 6)  # (batch, y, x): a probability map as test-time flips return it
+    assert len(set(SYMMETRIES)) == 8 and SYMMETRIES[0] == (False, False, False)
+    for symmetry in SYMMETRIES:
+        moved = apply_symmetry({"prob": maps}, _Haar, symmetry)["prob"]
+        assert torch.equal(undo_symmetry(moved, symmetry), maps)
+        assert symmetry == SYMMETRIES[0] or not torch.equal(moved, maps)

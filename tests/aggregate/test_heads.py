@@ -126,3 +126,20 @@ def test_tsfreqagg_overfits_one_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_green_unet_reads_only_the_green_channel_inside_the_fov():
+    spec = _spec("none", "three")
+    head = build_head("unet", spec, base_channels=4, depth=2, channels="green").eval()
+    batch = random_batch(spec, 1)
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    batch["fov"] = (((y - 16) ** 2 + (x - 16) ** 2) < 14**2)[None]
+    outside = ~batch["fov"]
+    other = dict(batch, image=batch["image"].clone())
+    other["image"][:, [0, 2]] = torch.rand_like(other["image"][:, [0, 2]])  # red and blue: anything
+    other["image"][:, 1][outside] = torch.rand(int(outside.sum()))  # the black surround: anything
+    with torch.no_grad():
+        torch.testing.assert_close(head(other), head(batch))
+        changed = dict(batch, image=batch["image"].clone())
+        changed["image"][:, 1][~outside] += 0.1
+        assert not torch.allclose(head(changed), head(batch))

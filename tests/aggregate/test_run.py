@@ -115,3 +115,22 @@ def test_head_file_of_another_shape_is_named(run_copy):
     (run_copy / RUN_FILE).write_text(json.dumps(data))
     with pytest.raises(RunError, match="head_00.safetensors is corrupt or does not fit"):
         load_run(run_copy)
+
+
+def test_test_time_flips_make_the_prediction_follow_a_flipped_canvas(aggregate_trained):
+    """Averaged over the eight symmetries, the prediction of a flipped and rotated canvas is the flipped and
+    rotated prediction; a single pass of the head has no such guarantee."""
+    from dgss.aggregate.augment import SYMMETRIES, apply_symmetry, undo_symmetry
+
+    store, run_dir = aggregate_trained
+    plain, flipped = load_run(run_dir, tile=None), load_run(run_dir, tile=None, flips=True)
+    batch = _batch(store)
+    symmetry = (True, True, False)
+    moved = apply_symmetry(batch, plain.spec, symmetry)
+    follows = undo_symmetry(predict_probabilities(flipped, moved), symmetry)
+    torch.testing.assert_close(follows, predict_probabilities(flipped, batch), atol=1e-5, rtol=0)
+    assert not torch.allclose(undo_symmetry(predict_probabilities(plain, moved), symmetry),
+                              predict_probabilities(plain, batch), atol=1e-3)
+    by_hand = torch.stack([undo_symmetry(predict_probabilities(plain, apply_symmetry(batch, plain.spec, s)), s)
+                           for s in SYMMETRIES]).mean(dim=0)
+    torch.testing.assert_close(predict_probabilities(flipped, batch), by_hand)

@@ -2,6 +2,7 @@
 that stores its members' epochs and thresholds for evaluate to use."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from dgss.aggregate.inference import otsu_threshold
 from dgss.aggregate.metrics import MetricAccumulator
 from dgss.aggregate.run import RUN_FILE, load_run
 from dgss.aggregate.training import HeadTrainingConfig, fit_head, segmentation_loss
-from dgss.aggregate.validation import hold_out
+from dgss.aggregate.validation import held_out_ids, hold_out
 from dgss.store import FeatureStore
 from dgss.store.errors import ConfigMismatchError, DgssError, RunError
 
@@ -45,12 +46,26 @@ def test_the_validation_threshold_is_where_dice_is_best():
 
 def test_held_out_images_are_seeded_and_never_all(aggregate_cache):
     entry = aggregate_cache("SRC", n_images=4)
-    training, validation = hold_out(entry, range(10), 0.2, seed=0)
+    training, validation = hold_out(entry.dataset, range(10), 0.2, seed=0)
     assert len(validation) == 2 and sorted(training + validation) == list(range(10))
-    assert hold_out(entry, range(10), 0.2, seed=0) == (training, validation)
-    assert hold_out(entry, [3], 0.5, seed=0) == ([3], [])
-    assert hold_out(entry, [3, 4], 0.01, seed=0)[1] in ([3], [4])
-    assert hold_out(entry, range(10), 0.0, seed=0) == (list(range(10)), [])
+    assert hold_out(entry.dataset, range(10), 0.2, seed=0) == (training, validation)
+    assert hold_out(entry.dataset, [3], 0.5, seed=0) == ([3], [])
+    assert hold_out(entry.dataset, [3, 4], 0.01, seed=0)[1] in ([3], [4])
+    assert hold_out(entry.dataset, range(10), 0.0, seed=0) == (list(range(10)), [])
+
+
+
+def test_a_view_holds_out_exactly_its_bases_images():
+    """DRIVE+photo1 re-renders DRIVE's images: drawing its own validation images would train on copies of DRIVE's
+    validation images and let copies of its training images choose the epoch and threshold."""
+    ids = [f"{number:02d}" for number in range(21, 41)]
+    drive, views = SimpleNamespace(dataset="DRIVE", image_ids=ids), [
+        SimpleNamespace(dataset=f"DRIVE+photo{view}", image_ids=ids) for view in (1, 2)]
+    usable = {entry.dataset: range(len(ids)) for entry in (drive, *views)}
+    held = held_out_ids([*views, drive], usable, 0.2, seed=0)  # views named first: the base still draws
+    assert len(held["DRIVE"]) == 4 and held["DRIVE+photo1"] == held["DRIVE+photo2"] == held["DRIVE"]
+    assert held_out_ids([drive], usable, 0.2, seed=0)["DRIVE"] == held["DRIVE"]  # as without views
+    assert held_out_ids(views, usable, 0.2, seed=0)["DRIVE+photo1"] == held["DRIVE"]  # views alone: the base's draw
 
 
 def test_bad_validation_settings_are_refused():

@@ -4,6 +4,7 @@ loadable output folder, image-folder sources, one-line errors."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -96,15 +97,16 @@ def test_a_run_stopped_by_its_time_budget_saves_that_step_and_resumes_exactly(fu
     assert "in 3 piece(s)" in (out / "MODEL_CARD.md").read_text()
 
 
-def test_a_run_without_a_terminal_logs_one_line_per_checkpoint(photo_folder, tmp_path, capsys):
-    """A batch job's log has no progress bar, so each checkpoint says its step and loss on stderr (stdout stays
-    for the outcome)."""
-    out = train_backbone(_tiny(), [SYNTH, str(photo_folder)], tmp_path / "model")
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert captured.out == ""
-    assert [line.split(",")[0] for line in lines] == ["train-diffusion: step 3 of 6", "train-diffusion: step 6 of 6"]
+def test_a_run_without_a_terminal_logs_one_line_per_checkpoint(photo_folder, tmp_path, capsys, caplog):
+    """A batch job's log has no progress bar, so each checkpoint says its step and loss in a log line (stdout stays
+    for the outcome); the model folder's log.txt keeps them."""
+    with caplog.at_level(logging.INFO, logger="dgss"):
+        out = train_backbone(_tiny(), [SYNTH, str(photo_folder)], tmp_path / "model")
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("train-diffusion")]
+    assert capsys.readouterr().out == ""
+    assert [line.split(",")[0] for line in lines] == ["train-diffusion: 3/6 steps", "train-diffusion: 6/6 steps"]
     assert all("mean loss" in line and "over the last 3 steps" in line and str(out) in line for line in lines)
+    assert (out / "log.txt").read_text().count("INFO train-diffusion: ") == 2
 
 
 def test_the_appearance_statistics_are_of_the_whole_pool_and_travel_in_the_checkpoint(full_run, photo_folder,
