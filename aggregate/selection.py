@@ -1,8 +1,9 @@
-"""Train a head on part of a cache: some of its blocks, some of its timesteps, without extracting again.
+"""Train a head on part of a cache: some of its blocks, some of its timesteps, its LL band alone, without
+extracting again.
 
-Which features carry what a head needs (the coarse blocks or the fine, early or late timesteps) is a question a
-cache answers without the UNet: `select_spec` names the part a head is built from, and `select_features` cuts a
-batch as cached down to it. The selected spec is the one saved with the run, so evaluation and prediction cut
+Which features carry what a head needs (the coarse blocks or the fine, early or late timesteps, the smooth band or
+the details too) is a question a cache answers without the UNet: `select_spec` names the part a head is built from,
+and `select_features` cuts a batch as cached down to it. The selected spec is the one saved with the run, so evaluation and prediction cut
 their cached or freshly extracted features the same way.
 """
 
@@ -18,21 +19,38 @@ from dgss.store.errors import ConfigMismatchError, DgssError
 from dgss.store.schema import FEATURE_PREFIX
 
 
-def select_spec(spec: CacheSpec, blocks: Sequence[str] | None = None,
-                timesteps: Sequence[int] | None = None) -> CacheSpec:
-    """The part of `spec` with only `blocks` and `timesteps` (None: all of them), in cache order.
+ALL_BANDS = "all"
+LL_BAND = "LL"
+
+
+def select_spec(spec: CacheSpec, blocks: Sequence[str] | None = None, timesteps: Sequence[int] | None = None,
+                bands: str | None = None) -> CacheSpec:
+    """The part of `spec` with only `blocks` and `timesteps` (None: all of them), in cache order, and with `bands`
+    "LL" the Haar band LL alone ("all" or None: every cached band).
 
     Raises
     ------
     DgssError
-        A block or timestep the cache does not hold (the message lists those it does), or an empty selection.
+        A block or timestep the cache does not hold (the message lists those it does), an empty selection, or band
+        LL of a cache without Haar bands.
     """
     names = [block.name for block in spec.blocks]
     chosen_blocks = _chosen("block", names, blocks, "--blocks")
     chosen_steps = _chosen("timestep", list(spec.timesteps), timesteps, "--timesteps")
     return CacheSpec(blocks=tuple(block for block in spec.blocks if block.name in chosen_blocks),
                      timesteps=tuple(step for step in spec.timesteps if step in chosen_steps),
-                     bands=spec.bands, canvas_size=spec.canvas_size)
+                     bands=_chosen_bands(spec.bands, bands), canvas_size=spec.canvas_size)
+
+
+def _chosen_bands(cached: str, wanted: str | None) -> str:
+    if wanted in (None, ALL_BANDS) or wanted == cached:
+        return cached
+    if wanted != LL_BAND:
+        raise DgssError(f"bands {wanted!r}: choose {ALL_BANDS} or {LL_BAND} (--bands)")
+    if cached != "haar":
+        raise DgssError(f"--bands {LL_BAND} needs a cache of Haar bands, this one holds raw maps (extracted with "
+                        f"--bands none): train on all its bands, or extract with --bands haar")
+    return LL_BAND
 
 
 def is_part_of(spec: CacheSpec, cached: CacheSpec) -> bool:
@@ -40,7 +58,9 @@ def is_part_of(spec: CacheSpec, cached: CacheSpec) -> bool:
     blocks = [block.name for block in spec.blocks]
     if not set(blocks) <= {block.name for block in cached.blocks} or not set(spec.timesteps) <= set(cached.timesteps):
         return False
-    return select_spec(cached, blocks, spec.timesteps) == spec
+    if spec.bands != cached.bands and not (spec.bands == LL_BAND and cached.bands == "haar"):
+        return False
+    return select_spec(cached, blocks, spec.timesteps, spec.bands) == spec
 
 
 def _chosen(what: str, cached: list, wanted: Sequence | None, option: str) -> set:
@@ -68,7 +88,8 @@ def select_features(batch: Mapping[str, Any], cached_timesteps: Sequence[int], s
                     timestep_dim: int) -> dict[str, Any]:
     """`batch` as cached, with only `spec`'s blocks and timesteps among its features; other entries unchanged.
 
-    `timestep_dim` is 0 for one image's arrays (timestep, band, channel, y, x) and 1 for a batch of them.
+    `timestep_dim` is 0 for one image's arrays (timestep, band, channel, y, x) and 1 for a batch of them. A spec of
+    band LL alone takes the first band of the cached Haar bands.
     """
     keep = {spec.feature_key(block) for block in spec.blocks}
     positions = timestep_positions(cached_timesteps, spec)
@@ -79,5 +100,6 @@ def select_features(batch: Mapping[str, Any], cached_timesteps: Sequence[int], s
             selected[name] = value
         elif name in keep:
             tensor = torch.as_tensor(value)
-            selected[name] = tensor if everything else tensor.index_select(timestep_dim, torch.tensor(positions))
+            tensor = tensor if everything else tensor.index_select(timestep_dim, torch.tensor(positions))
+            selected[name] = tensor.narrow(timestep_dim + 1, 0, 1).clone() if spec.bands == LL_BAND else tensor
     return selected

@@ -13,7 +13,9 @@ from dgss.store.errors import StoreError
 from dgss.store.schema import feature_array
 
 LEVEL_ORDER = ("coarse", "middle", "fine")
-BAND_NAMES = {"haar": ("LL", "LH", "HL", "HH"), "none": ("raw",)}
+BAND_NAMES = {"haar": ("LL", "LH", "HL", "HH"), "LL": ("LL",), "none": ("raw",)}
+"""Band names per ``bands`` of a spec: the extraction's ``haar`` or ``none``, or ``LL``, the smooth Haar band alone
+(a part of a ``haar`` cache that `dgss.aggregate.selection` cuts for ``fit-head --bands LL``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,7 +49,8 @@ class CacheSpec:
     timesteps
         Diffusion timesteps in cache order (the ``timestep`` dim of every feature array).
     bands
-        ``"haar"`` (bands LL, LH, HL, HH at half the block map) or ``"none"`` (one band ``"raw"``).
+        ``"haar"`` (bands LL, LH, HL, HH at half the block map), ``"LL"`` (band LL alone, at half the block map)
+        or ``"none"`` (one band ``"raw"``).
     canvas_size
         Side of the preprocessed square image, which is also the side of the predicted map.
     """
@@ -67,7 +70,7 @@ class CacheSpec:
         for block in self.blocks:
             if block.level not in LEVEL_ORDER:
                 raise StoreError(f"block {block.name!r} has level {block.level!r}; use one of {LEVEL_ORDER}")
-            if self.bands == "haar" and (block.height % 2 or block.width % 2):
+            if self.halved and (block.height % 2 or block.width % 2):
                 raise StoreError(f"block {block.name!r} map {block.height}x{block.width} is odd; haar bands need "
                                  "even map sizes (extract with bands='none')")
         for level in self.levels:
@@ -79,6 +82,11 @@ class CacheSpec:
         if areas != sorted(areas):
             raise StoreError(f"levels {self.levels} do not grow from coarse to fine (map areas {areas}); "
                              "reassign the blocks to levels")
+
+    @property
+    def halved(self) -> bool:
+        """Whether the cached maps are Haar bands, at half the block map."""
+        return self.bands != "none"
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -104,8 +112,8 @@ class CacheSpec:
         return self.map_size(first)
 
     def map_size(self, block: BlockSpec) -> tuple[int, int]:
-        """(height, width) of ``block``'s cached maps: half the block map with haar bands."""
-        if self.bands == "haar":
+        """(height, width) of ``block``'s cached maps: half the block map with Haar bands."""
+        if self.halved:
             return block.height // 2, block.width // 2
         return block.height, block.width
 
