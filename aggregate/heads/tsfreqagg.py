@@ -10,7 +10,7 @@ an inverse Haar transform only for FreqFusion to split them again:
   added as it is and the detail map goes through the adaptive high-pass (``up(coarse) + smooth + hp(detail)``).
 
 With bands ``"none"`` each level has one branch on the raw map, used as both, which is FreqFusion's
-``up(coarse) + fine + hp(fine)`` exactly. Either way the head runs at the finest cached map size (half the finest
+``up(coarse) + fine + hp(fine)`` exactly; so has each level with the LL band alone (``fit-head --bands LL``). Either way the head runs at the finest cached map size (half the finest
 block map with Haar bands: 1/8 of the canvas at the default blocks) and its logits are upsampled bilinearly to the
 canvas. A vessel 2-3 canvas pixels wide is then drawn from a map 8x coarser: the head finds centre lines but not
 widths. Two options, neither in the release, draw the logits finer:
