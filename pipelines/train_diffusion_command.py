@@ -10,8 +10,11 @@ from dgss.pipelines.app import app
 
 
 class Preset(StrEnum):
+    """The names of `dgss.pretrain.presets.PRESETS` (spelled here so that `--help` does not import diffusers)."""
+
     tiny = "tiny"
     small = "small"
+    fundus_pool_v2 = "fundus-pool-v2"
     adm = "adm"
 
 
@@ -35,7 +38,8 @@ def train_diffusion(
         Path, typer.Option(help="Output folder: a diffusers model folder plus checkpoints, samples and a model card.")
     ],
     preset: Annotated[
-        Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; adm: the paper's 512 px model, GPU.")
+        Preset, typer.Option(help="tiny: minutes on CPU; small: hours on CPU; fundus-pool-v2: the shipped default "
+                             "backbone's recipe (hours on CPU); adm: the paper's 512 px model, GPU.")
     ] = Preset.tiny,
     resolution: Annotated[
         int | None, typer.Option(min=8, help="Training crop size in pixels (default: the preset's).")
@@ -46,9 +50,10 @@ def train_diffusion(
         min=1, help="Total optimizer steps; with --resume the new total (default: the preset's).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step (default: the preset's).")] = None,
     lr: Annotated[float | None, typer.Option(min=0, help="AdamW learning rate (default: the preset's).")] = None,
-    lr_schedule: Annotated[LrSchedule, typer.Option(
-        help="constant, or cosine: from --lr down to 0 at the last of --steps (resume it with the same --steps)."
-    )] = LrSchedule.constant,
+    lr_schedule: Annotated[LrSchedule | None, typer.Option(
+        help="constant, or cosine: from --lr down to 0 at the last of --steps (resume it with the same --steps); "
+        "default: the preset's."
+    )] = None,
     lr_warmup_steps: Annotated[int, typer.Option(
         min=0, help="Steps of a linear ramp up to --lr before the schedule (default: none).")] = 0,
     lr_cooldown_steps: Annotated[int, typer.Option(
@@ -65,8 +70,9 @@ def train_diffusion(
         min=0, help="The first step --zoom and --photometric apply to: a finished run resumes with them after its "
         "trained steps.")] = 0,
     prediction_type: Annotated[
-        Prediction, typer.Option(help="Network target: sample (x0, as in the paper), epsilon or v_prediction.")
-    ] = Prediction.sample,
+        Prediction | None, typer.Option(help="Network target: sample (x0, as in the paper), epsilon or v_prediction "
+                                        "(default: the preset's).")
+    ] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         min=1, help="Checkpoint, model, samples and card every K steps (default: the preset's).")] = None,
     sample_count: Annotated[int | None, typer.Option(
@@ -100,13 +106,13 @@ def train_diffusion(
         steps=steps,
         batch_size=batch_size,
         lr=lr,
-        lr_schedule=lr_schedule.value,
+        lr_schedule=None if lr_schedule is None else lr_schedule.value,
         lr_warmup_steps=lr_warmup_steps,
         lr_cooldown_steps=lr_cooldown_steps,
         zoom_range=zoom,
         photometric=photometric,
         augment_from_step=augment_from_step,
-        prediction_type=prediction_type.value,
+        prediction_type=None if prediction_type is None else prediction_type.value,
         checkpoint_every=checkpoint_every,
         sample_count=sample_count,
         sample_steps=sample_steps,
