@@ -16,7 +16,7 @@ _EXPORTS = {
     "HeadTrainingConfig": "dgss.aggregate.training",
     "fit_head": "dgss.aggregate.training",
     "evaluate_run": "dgss.aggregate.evaluation",
-    "load_run": "dgss.aggregate.run",
+    "load_run": "dgss.pipelines.predictor",
     "predict_images": "dgss.pipelines.predict",
     "BackboneTrainingConfig": "dgss.pretrain.presets",
     "train_backbone": "dgss.pretrain.training",
@@ -24,6 +24,8 @@ _EXPORTS = {
     "view_names": "dgss.datasets",
 }
 _RENAMED = {"open_store": ("dgss.store", "open")}  # `dgss.open` would shadow the builtin in `from dgss import *`
+_SUBPACKAGES = ("aggregate", "backbone", "datasets", "extract", "pipelines", "pretrain", "store")
+"""Reachable as attributes after a plain `import dgss` (`dgss.store.open(...)`), imported on first use."""
 
 __all__ = sorted([*_EXPORTS, *_RENAMED, "__version__"])
 
@@ -34,8 +36,10 @@ def __getattr__(name: str) -> Any:
     if name in _RENAMED:
         module, attribute = _RENAMED[name]
         return getattr(importlib.import_module(module), attribute)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"dgss.{name}")
     raise AttributeError(f"module 'dgss' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__all__, *_SUBPACKAGES})

@@ -90,7 +90,7 @@ def predict_images(
     planned = [_planned(path, out, save_probabilities) for path in paths]
     check_device(device)
     run = load_run(run_dir, device, tile=tile, tile_context=tile_context, threshold=threshold)
-    extractor = _extractor(run, run_dir, model, device)
+    extractor = run_extractor(run, run_dir, model, device)
     fill = canvas_fill(extractor.config.canvas_field_deg, field_of_view_deg)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -153,7 +153,7 @@ def _planned(image: Path, out: Path, save_probabilities: bool) -> Prediction:
     return Prediction(image, out / f"{stem}_prob.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png", tif)
 
 
-def _extractor(run: Run, run_dir: str | Path, model: str | None, device: str) -> FeatureExtractor:
+def run_extractor(run: Run, run_dir: str | Path, model: str | None, device: str) -> FeatureExtractor:
     """The run's feature extractor, refusing a backbone other than the one its features came from."""
     config = ExtractionConfig.from_dict(run.record.extraction_config)
     backbone = load_backbone(resolve_model(model or _recorded_model(run.record.store, run.key)), device)
@@ -197,6 +197,30 @@ def _predict_one(plan: Prediction, mask_path: Path | None, run: Run, extractor: 
                  fill: float) -> Prediction:
     image = read_image(plan.image)
     fov = _fov(image, plan.image, mask_path)
+    probability, mask = segment_image(image, fov, run, extractor, fill, name=str(plan.image))
+    write_png(plan.probability, Image.fromarray(np.round(probability * 255).astype(np.uint8)))
+    write_png(plan.mask, Image.fromarray(mask.astype(np.uint8) * 255))
+    write_png(plan.overlay, Image.fromarray(_overlay(image, mask)))
+    if plan.probability_tif is not None:
+        _write_tif(plan.probability_tif, probability)
+    return plan
+
+
+def segment_image(image: np.ndarray, fov: np.ndarray, run: Run, extractor: FeatureExtractor, fill: float, *,
+                  name: str) -> tuple[np.ndarray, np.ndarray]:
+    """One photo through the backbone and the run's heads, mapped back to the photo's own size.
+
+    Parameters
+    ----------
+    image : (native_y, native_x, rgb) uint8
+    fov : (native_y, native_x) bool
+    name : what an error about the photo calls it (its file, or "image")
+
+    Returns
+    -------
+    probability : (native_y, native_x) float32, the members' mean vessel probability, 0 outside `fov`
+    mask : (native_y, native_x) bool, the members' majority vote at their thresholds, inside `fov`
+    """
     canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
                        fov_crop=extractor.config.fov_crop, fill=fill)
     features = extractor.feature_maps(canvas.image, canvas.fov)
@@ -207,12 +231,7 @@ def _predict_one(plan: Prediction, mask_path: Path | None, run: Run, extractor: 
     probability = (canvas.geometry.to_native(prob) * fov).astype(np.float32)
     mask = canvas.geometry.to_native(votes) > 0.5
     mask &= fov
-    write_png(plan.probability, Image.fromarray(np.round(probability * 255).astype(np.uint8)))
-    write_png(plan.mask, Image.fromarray(mask.astype(np.uint8) * 255))
-    write_png(plan.overlay, Image.fromarray(_overlay(image, mask)))
-    if plan.probability_tif is not None:
-        _write_tif(plan.probability_tif, probability)
-    return plan
+    return probability, mask
 
 
 def _write_tif(path: Path, probability: np.ndarray) -> None:

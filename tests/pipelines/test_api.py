@@ -39,3 +39,11 @@ def test_the_api_names_are_the_modules_own_objects():
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_name"):
         dgss.no_such_name  # noqa: B018
+
+
+def test_the_subpackages_are_reachable_after_a_plain_import(tmp_path):
+    """`import dgss; dgss.store.open(...)` raised AttributeError until `import dgss.store`."""
+    code = ("import dgss\nassert callable(dgss.store.open) and callable(dgss.datasets.get_dataset)\n"
+            "assert 'store' in dir(dgss)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -323,3 +323,18 @@ def test_a_missing_input_or_fov_folder_is_refused_before_any_work(trained_run, p
     with pytest.raises(DgssError, match=f"FOV folder {tmp_path / 'masks'} does not exist"):
         predict_images(trained_run, [photo], tmp_path / "out", fov_dir=tmp_path / "masks")
     assert not (tmp_path / "out").exists()
+
+def test_a_notebook_gets_the_probability_predict_writes(trained_run, photo, tmp_path):
+    """`dgss.load_run(RUN).predict(photo)`: the same numbers as `dgss predict`'s float TIFF, as an array of the
+    photo's size, from a path or from pixels."""
+    import dgss
+
+    (written,) = predict_images(trained_run, [photo], tmp_path / "out", save_probabilities=True)
+    predictor = dgss.load_run(trained_run)
+    from_path = predictor.predict(photo)
+    pixels = np.asarray(Image.open(photo).convert("RGB"))
+    assert from_path.dtype == np.float32 and from_path.shape == pixels.shape[:2]
+    np.testing.assert_array_equal(from_path, tifffile.imread(written.probability_tif))
+    np.testing.assert_array_equal(predictor.predict(pixels), from_path)
+    with pytest.raises(DgssError, match="expected a \\(y, x, 3\\) uint8 RGB photo"):
+        predictor.predict(pixels[..., 0])
