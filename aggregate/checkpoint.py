@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from dgss.store.errors import RunError
+from dgss.errors import RunError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

@@ -24,8 +24,8 @@ from dgss.aggregate.selection import select_features
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import crop, sample_windows
 from dgss.backbone.appearance import AppearanceTarget, match_appearance
+from dgss.errors import StoreError
 from dgss.store import Entry
-from dgss.store.errors import StoreError
 from dgss.store.schema import FEATURE_PREFIX
 
 logger = logging.getLogger("dgss")

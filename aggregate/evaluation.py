@@ -29,10 +29,10 @@ from dgss.aggregate.report import draw_table, format_table, overlay_panel, write
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run
 from dgss.aggregate.selection import is_part_of
 from dgss.aggregate.spec import CacheSpec
+from dgss.errors import ConfigMismatchError, DgssError, StoreError
 from dgss.plotting import write_png
 from dgss.progress import LOGGER, Progress, log_file
 from dgss.store import Entry, FeatureStore
-from dgss.store.errors import ConfigMismatchError, DgssError, StoreError
 from dgss.store.geometry import Geometry
 
 TARGET_SPLIT = "test"

@@ -33,7 +33,7 @@ from dgss.aggregate.heads import build_head, recorded_head_params
 from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.spec import CacheSpec
 from dgss.datasets.photometric import viewed_dataset
-from dgss.store.errors import RunError
+from dgss.errors import RunError
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from dgss.aggregate.spec import CacheSpec
-from dgss.store.errors import ConfigMismatchError, DgssError
+from dgss.errors import ConfigMismatchError, DgssError
 from dgss.store.schema import FEATURE_PREFIX
 
 

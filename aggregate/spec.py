@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dgss.store.errors import StoreError
+from dgss.errors import StoreError
 from dgss.store.schema import feature_array
 
 LEVEL_ORDER = ("coarse", "middle", "fine")

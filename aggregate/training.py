@@ -33,9 +33,9 @@ from dgss.aggregate.selection import select_spec
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.validation import held_out_ids, score_validation
 from dgss.aggregate.windows import window_side
-from dgss.store import Entry, FeatureStore, store_location
+from dgss.errors import DgssError, StoreError
 from dgss.progress import Progress, log_file
-from dgss.store.errors import DgssError, StoreError
+from dgss.store import Entry, FeatureStore, store_location
 
 SOURCE_SPLIT = "training"
 LR_SCHEDULES = ("constant", "cosine")

@@ -20,7 +20,7 @@ from torch import nn
 
 from dgss.backbone.appearance import AppearanceTarget, load_appearance
 from dgss.device import check_device
-from dgss.store.errors import ModelError
+from dgss.errors import ModelError
 
 _EXPECTED = (
     "expected a diffusers folder with config.json + diffusion_pytorch_model.safetensors (a UNet2DModel), "

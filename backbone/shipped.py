@@ -9,7 +9,7 @@ DEFAULT_BACKBONE, while the older names stay loadable (stores extracted with the
 import shutil
 from pathlib import Path
 
-from dgss.store.errors import ModelError, RunError
+from dgss.errors import ModelError, RunError
 
 DEFAULT_BACKBONE = "fundus-pool-v2"
 BACKBONES_DIR = Path(__file__).resolve().parent / "models"

@@ -19,7 +19,7 @@ from dgss.datasets.fov import DEFAULT_FOV_THRESHOLD, derive_fov
 from dgss.datasets.image_io import read_image, read_mask, read_size
 from dgss.datasets.layout import ImageFiles, SplitLayout, scan_layout
 from dgss.datasets.reader import DatasetReader, Sample
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 
 class FileDatasetReader(DatasetReader):

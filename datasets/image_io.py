@@ -16,7 +16,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 PIXEL_LIMIT_VARIABLE = "DGSS_MAX_IMAGE_PIXELS"
 """Environment variable that raises Pillow's decompression-bomb pixel limit, for trusted very large photos."""

@@ -10,7 +10,7 @@ from dgss.datasets.file_reader import FileDatasetReader
 from dgss.datasets.published import PUBLISHED_READERS
 from dgss.datasets.reader import DatasetReader
 from dgss.datasets.registry import dataset_names, get_dataset, resolve_data_root
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 
 @dataclass(frozen=True, kw_only=True)

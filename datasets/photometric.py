@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from dgss.datasets.reader import DatasetReader, Sample
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 VIEW_SEPARATOR = "+photo"
 VIEW_NAME = re.compile(rf"(?P<base>.+){re.escape(VIEW_SEPARATOR)}(?P<view>\d+)")

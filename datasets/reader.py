@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 
 @dataclass(frozen=True)

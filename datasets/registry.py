@@ -18,7 +18,7 @@ from dgss.datasets.published import PUBLISHED_READERS
 from dgss.datasets.reader import DatasetReader
 from dgss.datasets.synthetic import SYNTHETIC_DOMAINS
 from dgss.datasets.synthetic_reader import SyntheticReader
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 DATA_ROOT_ENV = "DGSS_DATA_ROOT"
 FOLDER_PREFIX = "folder:"

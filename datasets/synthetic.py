@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from scipy import ndimage
 
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 _STEP = 0.01  # walk step, in units of a 45 deg field-of-view radius
 _MAX_STEPS = 320  # longest vessel: 3.2 radii, longer than any path that stays inside the FOV

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dgss.datasets.reader import DatasetReader, Sample
 from dgss.datasets.synthetic import SYNTHETIC_DOMAINS, generate_fundus
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 SYNTHETIC_COUNT = 20
 SYNTHETIC_SIZE = 512

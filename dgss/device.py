@@ -3,7 +3,7 @@ from deep inside torch (or a store created for nothing)."""
 
 from __future__ import annotations
 
-from dgss.store.errors import DeviceError
+from dgss.errors import DeviceError
 
 
 def check_device(device: str) -> str:

@@ -1,14 +1,17 @@
-"""One small error hierarchy for all of dgss.
+"""One small error hierarchy for all of dgss, one class per thing a user can get wrong.
 
 Every error a user can cause is a :class:`DgssError`; the CLI prints its message on one line and exits non-zero.
 Messages name the file or value at fault and the fix. Nothing else in dgss is caught broadly.
+
+    DgssError
+    ├── DatasetError          a dataset, or one of its files
+    ├── ModelError            a backbone, or a block or timestep of it
+    ├── DeviceError           a --device
+    ├── StoreError            a feature store, or an entry of it
+    │   ├── DamagedImageError     one image's chunks
+    │   └── ConfigMismatchError   cached features made with another config than the one asked for
+    └── RunError              a run folder: heads trained by fit-head, or a backbone trained by train-diffusion
 """
-
-import errno
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-_REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 class DgssError(Exception):
@@ -45,22 +48,11 @@ class DamagedImageError(StoreError):
 
 
 class ConfigMismatchError(StoreError):
-    """An entry or run was made with a different config than the one given; names the field that differs."""
+    """Cached features were made with another config than the one they are used with (an entry extracted again
+    with other settings, a target under another key than the run's, a batch without the head's blocks); names the
+    field that differs."""
 
 
 class RunError(DgssError, ValueError):
-    """A trained-head run folder is missing files, is corrupt, or does not match the store it is used with."""
-
-
-@contextmanager
-def store_writes(location: str) -> Iterator[None]:
-    """Turn a write the file system refuses (read-only folder, mount or file) into a StoreError naming the store."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in _REFUSED:
-            raise
-        raise StoreError(
-            f"cannot write to the store {location} ({error.filename or 'a file in it'}: {error.strerror}): "
-            "extract into a store you can write (--store), or make this one writable"
-        ) from None
+    """A run folder (fit-head's heads, train-diffusion's backbone) is missing files, is corrupt, is in the way, or
+    cannot be continued with the settings given (naming the setting that differs)."""

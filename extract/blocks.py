@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from dgss.backbone.loading import Backbone
-from dgss.store.errors import ModelError
+from dgss.errors import ModelError
 
 LEVELS = ("coarse", "middle", "fine")
 # Strides (input size / map size) the three levels aim at (METHOD.md §1: 1/8, 1/4, 1/2 of the input).

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dgss.errors import ModelError
 from dgss.store import SCHEMA_VERSION, config_key
-from dgss.store.errors import ModelError
 
 MODES = ("anchored", "ddim", "noised")
 BANDS = ("haar", "none")

@@ -16,6 +16,7 @@ import torch
 
 from dgss.backbone.appearance import AppearanceTarget, match_appearance
 from dgss.backbone.loading import Backbone
+from dgss.errors import ModelError
 from dgss.extract.bands import band_names, split_bands
 from dgss.extract.blocks import BlockInfo, check_blocks, default_blocks, group_levels, list_blocks, select_blocks
 from dgss.extract.config import ExtractionConfig, check_field_angle, check_timesteps, default_timesteps
@@ -23,7 +24,6 @@ from dgss.extract.features import extract_features
 from dgss.extract.precision import round_mantissa
 from dgss.extract.preprocess import cut_tiles, image_tensor, stitch_tiles, tile_starts, to_canvas
 from dgss.store import ArraySpec
-from dgss.store.errors import ModelError
 from dgss.store.geometry import Geometry
 from dgss.store.schema import feature_array
 

@@ -4,8 +4,8 @@ from typing import Annotated
 
 import typer
 
+from dgss.errors import ModelError
 from dgss.pipelines.app import app
-from dgss.store.errors import ModelError
 
 
 @app.command()

@@ -3,10 +3,10 @@
 import logging
 import sys
 
+from dgss.errors import DgssError
 from dgss.pipelines.allocator import reuse_freed_memory
 from dgss.pipelines.app import app
 from dgss.progress import ConsoleHandler
-from dgss.store.errors import DgssError
 
 # Importing a command module registers its commands on `app`, in the order `dgss --help` lists them.
 from dgss.pipelines import (  # noqa: F401

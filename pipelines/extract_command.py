@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from dgss.backbone.shipped import DEFAULT_BACKBONE
+from dgss.errors import DgssError
 from dgss.pipelines.app import app
 from dgss.pipelines.extract_job import ExtractionRequest, ExtractionSummary, run_extraction
-from dgss.store.errors import DgssError
 
 
 def parse_list(text: Optional[str], convert: type = str, what: str = "value") -> Optional[tuple]:

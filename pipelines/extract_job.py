@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dgss.errors import DatasetError
 from dgss.pipelines.parallel import map_tasks
-from dgss.store.errors import DatasetError
 
 if TYPE_CHECKING:  # the readers import numpy and PIL: the driver imports them when it runs
     import numpy as np
@@ -70,7 +70,7 @@ class ExtractionRequest:
 
     def __post_init__(self) -> None:
         """Refuse counts that would hang a cluster or silently fall back to a default, before any work."""
-        from dgss.store.errors import DgssError
+        from dgss.errors import DgssError
 
         minimums = {"workers": 0, "threads_per_worker": 1, "ensemble": 1, "tile_overlap": 0, "mantissa_bits": 0}
         minimums.update({name: 8 for name in ("input_size", "canvas_size") if getattr(self, name) is not None})

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dgss.errors import DgssError
 from dgss.pipelines.app import app
-from dgss.store.errors import DgssError
 
 
 class Head(StrEnum):

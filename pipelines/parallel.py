@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from dgss.errors import DgssError
 from dgss.progress import Progress
-from dgss.store.errors import DgssError
 
 CLOSE_TIMEOUT_S = 60
 """Seconds a local cluster gets to close; a loaded machine can need far more than distributed's default."""

@@ -25,13 +25,13 @@ from dgss.backbone.shipped import resolve_model
 from dgss.datasets import derive_fov, read_image
 from dgss.datasets.image_io import IMAGE_SUFFIXES, file_stem, is_image_file, read_mask
 from dgss.device import check_device
+from dgss.errors import DgssError, ModelError
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor, canvas_fill
 from dgss.extract.preprocess import to_canvas
 from dgss.files import write_bytes_atomic
 from dgss.plotting import write_png
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError, ModelError
 from dgss.store.schema import feature_array
 
 logger = logging.getLogger("dgss")

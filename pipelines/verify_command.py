@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from dgss.errors import StoreError
 from dgss.pipelines.app import app
-from dgss.store.errors import StoreError
 
 if TYPE_CHECKING:  # zarr is imported by the command itself, so that `dgss --help` stays fast
     from dgss.store import Entry

@@ -20,8 +20,8 @@ from dgss.backbone.appearance import AppearanceMeter, AppearanceTarget
 from dgss.datasets import DatasetReader, derive_fov, get_dataset, read_image, source_ids
 from dgss.datasets.image_io import IMAGE_SUFFIXES, is_image_file
 from dgss.datasets.photometric import PhotometricChange
+from dgss.errors import DatasetError
 from dgss.pretrain.presets import BackboneTrainingConfig, crop_photometric, crop_zoom
-from dgss.store.errors import DatasetError
 
 # Seeds the draw of the real crops shown beside the samples: one fixed set per run, apart from every step's draws.
 _REAL_CROPS_STREAM = 2**31 - 1

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 
 from dgss.device import check_device
-from dgss.progress import Progress, log_file
+from dgss.errors import DatasetError, RunError
 from dgss.pretrain.checkpoint import CHECKPOINT_DIR, find_checkpoint, load_checkpoint, save_checkpoint
 from dgss.pretrain.outputs import TRAINING_FILE, write_outputs
 from dgss.pretrain.pool import ImagePool, step_rng, training_batch
@@ -39,7 +39,7 @@ from dgss.pretrain.presets import (
     crop_zoom,
     learning_rate,
 )
-from dgss.store.errors import ConfigMismatchError, DatasetError, RunError
+from dgss.progress import Progress, log_file
 
 __all__ = ["ImagePool", "train_backbone", "training_batch"]
 
@@ -153,14 +153,14 @@ def _check_resume(out: Path, config: BackboneTrainingConfig, pool: ImagePool) ->
     else:
         same = saved["sources"] == sources
     if not same:
-        raise ConfigMismatchError(
+        raise RunError(
             f"--resume: {out} was trained on {saved['images']}, not on {pool.counts} as found now; pass the same "
             "sources in the same order (a folder may move, but must hold the same files)"
         )
     wanted = config.to_dict()
     for name, value in recorded.items():
         if name in wanted and name not in RESUMABLE_FIELDS | SCHEDULE_FIELDS and wanted[name] != value:
-            raise ConfigMismatchError(
+            raise RunError(
                 f"--resume: {name} was {value!r} in {saved_path}, now {wanted[name]!r}; pass the same value"
             )
     return BackboneTrainingConfig.from_dict(recorded)
@@ -176,7 +176,7 @@ def _check_schedule(recorded: BackboneTrainingConfig, config: BackboneTrainingCo
         if before != now:
             changed = ", ".join(f"{name} {getattr(recorded, name)!r} -> {getattr(config, name)!r}"
                                 for name in sorted(SCHEDULE_FIELDS) if getattr(recorded, name) != getattr(config, name))
-            raise ConfigMismatchError(
+            raise RunError(
                 f"--resume: {changed} (from {saved_path}) changes step {step}, already trained at learning rate "
                 f"{before[0]:.3g}, zoom {before[1]}, photometric {before[2]} (now {now[0]:.3g}, {now[1]}, {now[2]}); "
                 f"keep the schedule of the {trained_steps} trained steps (a constant run may add a cool-down or "

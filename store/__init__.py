@@ -1,6 +1,6 @@
 """The feature cache: one Zarr v3 store of many datasets x many extraction configs (importable without torch).
 
-Names are imported on first use (PEP 562), so `dgss.store.errors` and the CLI's `--help` do not pay for zarr,
+Names are imported on first use (PEP 562), so `dgss.store.geometry` and the CLI's `--help` do not pay for zarr,
 dask and xarray.
 """
 

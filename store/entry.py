@@ -15,10 +15,11 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
+from dgss.errors import DamagedImageError, StoreError
 from dgss.store.claims import Claim, claims_folder, try_claim
-from dgss.store.errors import DamagedImageError, StoreError, store_writes
 from dgss.store.integrity import WRITE_CONFIG, ChunkDamage, checksum, chunk_path, read_image_chunk, stored_keys
 from dgss.store.schema import CHECKSUM_ARRAY, DONE_ARRAY, DONE_LABELLED, DONE_UNLABELLED, ArraySpec
+from dgss.store.write_access import store_writes
 
 ENTRY_ATTR = "dgss_entry"
 """Group attribute that describes an entry; written last, so a group without it is an unfinished creation."""

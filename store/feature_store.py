@@ -26,9 +26,9 @@ from zarr.abc.store import Store
 from zarr.core.sync import sync
 from zarr.errors import ContainsGroupError
 
+from dgss.errors import ConfigMismatchError, StoreError
 from dgss.store.claims import claims_folder, wait_for_claim
 from dgss.store.entry import ENTRY_ATTR, Entry
-from dgss.store.errors import ConfigMismatchError, StoreError, store_writes
 from dgss.store.integrity import CHECKSUM_DTYPE
 from dgss.store.schema import (
     CHECKSUM_ARRAY,
@@ -40,6 +40,7 @@ from dgss.store.schema import (
     compressors,
     config_key,
 )
+from dgss.store.write_access import store_writes
 
 SCHEMA_ATTR = "dgss_schema"
 CREATE_CLAIM = "create.claim"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import zarr.codecs
 
-from dgss.store.errors import StoreError
+from dgss.errors import StoreError
 
 SCHEMA_VERSION: int = 1
 """Layout version of a dgss store; a store written with another version must be re-extracted."""

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Literal
 
+from dgss.errors import DamagedImageError
 from dgss.store.entry import Entry
-from dgss.store.errors import DamagedImageError
 
 Status = Literal["ok", "unverified", "damaged"]
 

@@ -18,7 +18,7 @@ from dgss.aggregate.heads.mlp import MLPConfig, MLPHead
 from dgss.aggregate.heads.tsfreqagg import TSFreqAggConfig, TSFreqAggHead
 from dgss.aggregate.heads.unet import UNetConfig, UNetHead
 from dgss.aggregate.spec import CacheSpec
-from dgss.store.errors import ModelError
+from dgss.errors import ModelError
 
 _HEADS: dict[str, tuple[type, type[nn.Module]]] = {
     "mlp": (MLPConfig, MLPHead),

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from dgss.aggregate.spec import BlockSpec, CacheSpec
-from dgss.store.errors import ConfigMismatchError
+from dgss.errors import ConfigMismatchError
 
 NUM_CLASSES = 2
 """Classes of every head's logits: background and vessel (two-class cross-entropy, as released)."""

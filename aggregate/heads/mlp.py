@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from dgss.aggregate.heads.inputs import NUM_CLASSES, block_features, window_size
 from dgss.aggregate.spec import CacheSpec
-from dgss.store.errors import ModelError
+from dgss.errors import ModelError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -47,7 +47,7 @@ from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d
 from dgss.aggregate.heads.freqfusion import BilinearFusion, FreqFusion
 from dgss.aggregate.heads.inputs import NUM_CLASSES, level_features, window_size
 from dgss.aggregate.spec import CacheSpec
-from dgss.store.errors import ModelError
+from dgss.errors import ModelError
 
 
 class Fusion(StrEnum):

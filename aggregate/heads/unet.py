@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from dgss.aggregate.heads.inputs import NUM_CLASSES
 from dgss.aggregate.spec import CacheSpec
-from dgss.store.errors import ConfigMismatchError, ModelError
+from dgss.errors import ConfigMismatchError, ModelError
 
 
 GREEN_MEAN, GREEN_STD = 89.468 / 255, 22.899 / 255

@@ -7,7 +7,7 @@ import torch
 from dgss.aggregate.heads import build_head
 from dgss.aggregate.selection import is_part_of, select_features, select_spec
 from dgss.aggregate.spec import BlockSpec, CacheSpec
-from dgss.store.errors import DgssError
+from dgss.errors import DgssError
 from head_batches import random_batch
 
 SMALL = {"width": 8, "kernel_channels": 4}

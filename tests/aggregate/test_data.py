@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dgss.aggregate.data import CachedImages, MemoryBudget, feature_names, split_indices
-from dgss.store.errors import StoreError
+from dgss.errors import StoreError
 
 
 def test_split_indices_prefers_the_named_split(aggregate_cache):

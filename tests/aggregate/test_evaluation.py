@@ -16,9 +16,9 @@ from dgss.aggregate.evaluation import (combined_metrics, evaluate_run, native_tr
 from dgss.aggregate.metrics import METRIC_NAMES
 from dgss.aggregate.run import Run, RunRecord
 from dgss.aggregate.spec import CacheSpec
+from dgss.errors import ConfigMismatchError, DgssError, RunError, StoreError
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # registers every command on `app`
-from dgss.store.errors import ConfigMismatchError, DgssError, RunError, StoreError
 
 
 class OracleHead(nn.Module):

@@ -8,7 +8,7 @@ from dgss.aggregate.heads import build_head, parse_head_params, recorded_head_pa
 from dgss.aggregate.heads.freqfusion import AdaptiveHighPass, AdaptiveUpsample, BilinearFusion, FreqFusion
 from dgss.aggregate.heads.tsfreqagg import MeanGate, TimeGate
 from dgss.aggregate.spec import BlockSpec, CacheSpec
-from dgss.store.errors import ModelError
+from dgss.errors import ModelError
 from head_batches import random_batch
 
 SMALL = {"width": 8, "kernel_channels": 4}

@@ -10,7 +10,7 @@ from dgss.aggregate.heads import HEAD_NAMES, build_head, head_config
 from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d
 from dgss.aggregate.spec import BlockSpec, CacheSpec
 from head_batches import random_batch
-from dgss.store.errors import ConfigMismatchError, DgssError
+from dgss.errors import ConfigMismatchError, DgssError
 
 SMALL = {"tsfreqagg": {"width": 8, "kernel_channels": 4}, "mlp": {"hidden": [8, 4]},
          "unet": {"base_channels": 4, "depth": 2}}

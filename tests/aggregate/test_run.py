@@ -9,8 +9,8 @@ import torch
 from dgss.aggregate.data import CachedImages
 from dgss.aggregate.inference import majority_vote, member_probabilities, predict_probabilities, vote_fraction
 from dgss.aggregate.run import RUN_FILE, load_run
+from dgss.errors import RunError
 from dgss.store import FeatureStore
-from dgss.store.errors import RunError
 
 
 def _batch(store, dataset="SRC", index=0):

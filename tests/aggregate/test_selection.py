@@ -11,10 +11,10 @@ from dgss.aggregate.run import RUN_FILE, load_run
 from dgss.aggregate.selection import is_part_of, select_spec
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
+from dgss.errors import DgssError
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # noqa: F401  registers every command on `app`
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError
 
 FINE_LATE = dict(blocks=("up_blocks.2",), timesteps=(10,))
 

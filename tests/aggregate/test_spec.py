@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dgss.aggregate.spec import CacheSpec
-from dgss.store.errors import DgssError
+from dgss.errors import DgssError
 
 BLOCKS = [{"name": "up_blocks.0", "channels": 8, "height": 8, "width": 8},
           {"name": "up_blocks.1", "channels": 4, "height": 8, "width": 8},

@@ -12,10 +12,10 @@ from dgss.aggregate import training
 from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.heads import build_head
 from dgss.aggregate.run import RUN_FILE, load_run
-from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.aggregate.spec import BlockSpec, CacheSpec
+from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.aggregate.windows import tiled_logits
-from dgss.store.errors import RunError
+from dgss.errors import RunError
 from head_batches import random_batch
 
 SMALL = {"width": 8, "kernel_channels": 4}

@@ -15,10 +15,10 @@ from dgss.aggregate.inference import majority_vote, member_probabilities
 from dgss.aggregate.metrics import vessel_metrics
 from dgss.aggregate.run import RUN_FILE, load_run
 from dgss.aggregate.training import HeadTrainingConfig, fit_head, learning_rate, segmentation_loss
+from dgss.errors import DgssError, RunError, StoreError
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # registers every command on `app`
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError, RunError, StoreError
 
 QUICK = HeadTrainingConfig(head="mlp", head_params={"hidden": [8]}, epochs=1, lr=1e-2, validation_fraction=0.0)
 

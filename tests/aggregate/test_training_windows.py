@@ -13,7 +13,7 @@ from dgss.aggregate.data import prefetch
 from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.run import RUN_FILE
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
-from dgss.store.errors import RunError
+from dgss.errors import RunError
 
 TSFREQAGG = HeadTrainingConfig(head="tsfreqagg", head_params={"width": 8, "kernel_channels": 4}, epochs=3,
                                lr=1e-2, window=16, windows_per_image=2, ensemble=2, validate_every=1,

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from dgss.aggregate.data import split_indices, unlabelled_count, warn_pending
-from dgss.store.errors import StoreError
+from dgss.errors import StoreError
 
 
 def _unlabel(entry, indices: list[int]) -> None:

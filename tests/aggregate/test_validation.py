@@ -14,8 +14,8 @@ from dgss.aggregate.metrics import MetricAccumulator
 from dgss.aggregate.run import RUN_FILE, load_run
 from dgss.aggregate.training import HeadTrainingConfig, fit_head, segmentation_loss
 from dgss.aggregate.validation import held_out_ids, hold_out
+from dgss.errors import ConfigMismatchError, DgssError, RunError
 from dgss.store import FeatureStore
-from dgss.store.errors import ConfigMismatchError, DgssError, RunError
 
 VALIDATED = HeadTrainingConfig(head="mlp", head_params={"hidden": [8]}, epochs=4, lr=1e-2, window=16,
                                validation_fraction=0.34, validate_every=2)

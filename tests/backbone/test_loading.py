@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dgss.backbone.loading import load_backbone
-from dgss.store.errors import ModelError
+from dgss.errors import ModelError
 
 
 def test_load_model_folder(extract_backbone, extract_model_dir):

@@ -9,11 +9,11 @@ import pytest
 from dgss.backbone import shipped
 from dgss.backbone.loading import load_backbone
 from dgss.backbone.shipped import resolve_model, ship_backbone, shipped_backbone_path, shipped_backbones
+from dgss.errors import ModelError, RunError
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.pretrain.presets import BackboneTrainingConfig
 from dgss.pretrain.training import train_backbone
-from dgss.store.errors import ModelError, RunError
 
 MAX_FILE_BYTES = 16 * 2**20
 

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from dgss.datasets import get_dataset, read_image
+from dgss.errors import DatasetError
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
-from dgss.store.errors import DatasetError
 
 
 def _folder(root: Path, datasets_tree) -> Path:

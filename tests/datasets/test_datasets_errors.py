@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dgss.datasets import get_dataset, read_image
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 Tree = Callable[[Path, dict[str, str]], Path]
 

@@ -11,7 +11,7 @@ import pytest
 
 from dgss.datasets import get_dataset
 from dgss.datasets.overview import survey_datasets
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 Tree = Callable[[Path, dict[str, str]], Path]
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from dgss.datasets.registry import get_dataset
+from dgss.errors import DatasetError
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
-from dgss.store.errors import DatasetError
 
 BASE = "SYNTH-A-4x64"  # training: synthA_000, synthA_001; test: synthA_002, synthA_003
 VIEW = f"{BASE}+photo1"

@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from dgss.datasets.synthetic import SYNTHETIC_DOMAINS, DomainStyle, generate_fundus
-from dgss.store.errors import DatasetError
+from dgss.errors import DatasetError
 
 SIZE = 128
 

@@ -3,6 +3,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from dgss.errors import ModelError
 from dgss.extract.blocks import (
     BlockInfo,
     block_names,
@@ -15,7 +16,6 @@ from dgss.extract.blocks import (
 from dgss.extract.config import check_timesteps, default_timesteps
 from dgss.pipelines.app import app
 from dgss.pipelines.blocks_command import blocks
-from dgss.store.errors import ModelError
 
 
 def test_list_blocks_measures_maps(extract_backbone):

@@ -8,13 +8,13 @@ import pytest
 from scipy import ndimage
 
 from dgss.datasets import get_dataset
+from dgss.errors import ModelError
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor, canvas_fill, make_config
 from dgss.extract.preprocess import to_canvas
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore, config_key
-from dgss.store.errors import ModelError
 from dgss.store.geometry import Geometry
 
 DATASET = "SYNTH-A-4x64"

@@ -3,9 +3,9 @@
 import pytest
 
 from dgss.backbone.loading import load_backbone
+from dgss.errors import ModelError
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor
-from dgss.store.errors import ModelError
 
 
 def _config(timesteps, **options) -> ExtractionConfig:

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from dgss.datasets import Sample
+from dgss.errors import ModelError
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor, make_config
 from dgss.store import FeatureStore
-from dgss.store.errors import ModelError
 from dgss.store.geometry import Geometry
 
 MAX_NATIVE = (50, 60)

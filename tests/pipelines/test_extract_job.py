@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dgss.errors import DgssError
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError
 
 DATASET = "SYNTH-A-4x64"
 

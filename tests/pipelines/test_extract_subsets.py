@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from dgss.errors import DgssError
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError
 
 DATASET = "SYNTH-A-4x64"  # ids synthA_000 .. synthA_003; training: the first two, test: the last two
 IDS = [f"synthA_{index:03d}" for index in range(4)]

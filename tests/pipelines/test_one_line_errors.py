@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from dgss.device import check_device
+from dgss.errors import DeviceError, StoreError
 from dgss.pipelines.cli import main
 from dgss.store import ArraySpec, FeatureStore
-from dgss.store.errors import DeviceError, StoreError
 
 DATASET = "SYNTH-A-4x64"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from dgss.errors import DatasetError, DgssError
 from dgss.pipelines.parallel import map_tasks
-from dgss.store.errors import DatasetError, DgssError
 
 
 def _fail_on_one(index: int) -> int:

@@ -15,12 +15,12 @@ from dgss.aggregate.metrics import vessel_metrics
 from dgss.aggregate.run import load_run
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.datasets import derive_fov, get_dataset
+from dgss.errors import DgssError, ModelError
 from dgss.pipelines import predict as predict_module
 from dgss.pipelines.cli import main
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.pipelines.predict import predict_images
 from dgss.store import FeatureStore
-from dgss.store.errors import DgssError, ModelError
 
 DATASET = "SYNTH-A-4x64"
 

@@ -21,10 +21,10 @@ from safetensors.torch import load_file
 from typer.main import get_group
 
 from dgss.backbone.appearance import load_appearance
+from dgss.errors import DatasetError, DgssError, ModelError, RunError
 from dgss.pretrain import training
 from dgss.pretrain.presets import PRESETS, BackboneTrainingConfig, build_unet, learning_rate
 from dgss.pretrain.training import ImagePool, train_backbone, training_batch
-from dgss.store.errors import ConfigMismatchError, DatasetError, DgssError, ModelError, RunError
 
 SYNTH = "SYNTH-A-4x64"  # its training split: the first 2 images
 
@@ -138,7 +138,7 @@ def test_a_run_folder_copied_to_another_machine_resumes_with_the_pool_found_ther
     train_backbone(_tiny(), [SYNTH, str(moved_photos)], moved_run, resume=True)
     assert _same_weights(moved_run, full_run)
     next(moved_photos.iterdir()).unlink()
-    with pytest.raises(ConfigMismatchError, match="same files") as error:
+    with pytest.raises(RunError, match="same files") as error:
         train_backbone(_tiny(steps=8), [SYNTH, str(moved_photos)], moved_run, resume=True)
     _one_line(error)
 
@@ -162,7 +162,7 @@ def test_a_run_folder_of_an_older_dgss_resumes_from_its_newest_step_file(full_ru
     record["config"]["keep_checkpoints"] = 2
     del record["config"]["lr_schedule"], record["config"]["lr_warmup_steps"]
     (out / "training.json").write_text(json.dumps(record))
-    with pytest.raises(ConfigMismatchError, match="lr_schedule 'constant' -> 'cosine'") as error:
+    with pytest.raises(RunError, match="lr_schedule 'constant' -> 'cosine'") as error:
         train_backbone(_tiny(lr_schedule="cosine"), sources, out, resume=True)
     _one_line(error)
     train_backbone(_tiny(), sources, out, resume=True)
@@ -196,7 +196,7 @@ def test_a_constant_run_resumes_with_a_cooldown_after_its_trained_steps(photo_fo
     sources = [SYNTH, str(photo_folder)]
     planned = train_backbone(_tiny(steps=6, lr_cooldown_steps=3), sources, tmp_path / "planned")
     out = train_backbone(_tiny(steps=3), sources, tmp_path / "pieces")
-    with pytest.raises(ConfigMismatchError, match="lr_cooldown_steps 0 -> 4, steps 3 -> 6 .* step 2") as error:
+    with pytest.raises(RunError, match="lr_cooldown_steps 0 -> 4, steps 3 -> 6 .* step 2") as error:
         train_backbone(_tiny(steps=6, lr_cooldown_steps=4), sources, out, resume=True)
     _one_line(error)
     train_backbone(_tiny(steps=6, lr_cooldown_steps=3), sources, out, resume=True)
@@ -212,7 +212,7 @@ def test_a_finished_run_resumes_with_a_zoom_after_its_trained_steps(photo_folder
     planned = train_backbone(_tiny(steps=6, **zoomed), sources, tmp_path / "planned")
     out = train_backbone(_tiny(steps=3), sources, tmp_path / "pieces")
     refused = r"augment_from_step 0 -> 2, steps 3 -> 6, zoom_range \(1.0, 1.0\) -> \(0.9, 1.1\).* changes step 2"
-    with pytest.raises(ConfigMismatchError, match=refused) as error:
+    with pytest.raises(RunError, match=refused) as error:
         train_backbone(_tiny(steps=6, zoom_range=(0.9, 1.1), augment_from_step=2), sources, out, resume=True)
     _one_line(error)
     train_backbone(_tiny(steps=6, **zoomed), sources, out, resume=True)
@@ -231,7 +231,7 @@ def test_a_run_recorded_with_zoom_from_step_resumes_under_its_new_name(photo_fol
     record = json.loads((out / "training.json").read_text())
     record["config"]["zoom_from_step"] = record["config"].pop("augment_from_step")
     (out / "training.json").write_text(json.dumps(record))
-    with pytest.raises(ConfigMismatchError, match="augment_from_step 1 -> 2"):
+    with pytest.raises(RunError, match="augment_from_step 1 -> 2"):
         train_backbone(_tiny(steps=6, zoom_range=(0.9, 1.1), augment_from_step=2), sources, out, resume=True)
     train_backbone(_tiny(steps=6, **zoomed), sources, out, resume=True)
     assert torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["step"] == 6
@@ -279,7 +279,7 @@ def test_a_cosine_run_resumes_exactly_and_only_with_its_steps(full_run, photo_fo
     train_backbone(config, sources, out, resume=True)
     assert _same_weights(out, whole)
     # Only the warm-up is the same for a cosine over 8 steps: step 3 was trained at another rate.
-    with pytest.raises(ConfigMismatchError, match="steps 6 -> 8 .* changes step 3, already trained at learning rate") as error:
+    with pytest.raises(RunError, match="steps 6 -> 8 .* changes step 3, already trained at learning rate") as error:
         train_backbone(_tiny(lr_schedule="cosine", lr_warmup_steps=2, steps=8), sources, out, resume=True)
     _one_line(error)
     pieces = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["pieces"]
@@ -431,7 +431,7 @@ def test_out_folder_rules(full_run, photo_folder, tmp_path):
     with pytest.raises(RunError, match="no checkpoint") as error:
         train_backbone(_tiny(), sources, tmp_path / "new", resume=True)
     _one_line(error)
-    with pytest.raises(ConfigMismatchError, match="lr") as error:
+    with pytest.raises(RunError, match="lr") as error:
         train_backbone(_tiny(lr=1e-3), sources, full_run, resume=True)
     _one_line(error)
     with pytest.raises(RunError, match="past --steps") as error:

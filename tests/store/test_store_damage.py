@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dgss.errors import DamagedImageError, StoreError
 from dgss.pipelines.app import app
 from dgss.pipelines.verify_command import verify
 from dgss.store import Entry, FeatureStore, config_key, summarize
-from dgss.store.errors import DamagedImageError, StoreError
 from dgss.store.integrity import chunk_path
 from store_samples import CONFIG, entry_kwargs, image_arrays, invoke_alone
 

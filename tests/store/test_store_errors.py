@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dgss.errors import ConfigMismatchError, StoreError
 from dgss.store import ArraySpec, FeatureStore, open, summarize
-from dgss.store.errors import ConfigMismatchError, StoreError
 from store_samples import ARRAYS, CONFIG, IMAGE_IDS, entry_kwargs, image_arrays
 
 

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 
+from dgss.errors import StoreError
 from dgss.pipelines.app import app
 from dgss.pipelines.info_command import info
 from dgss.store import FeatureStore
-from dgss.store.errors import StoreError
 from dgss.store.integrity import chunk_path
 from store_samples import entry_kwargs, image_arrays, invoke_alone
 

@@ -14,13 +14,13 @@ import fsspec
 import pytest
 from typer.testing import CliRunner
 
+from dgss.errors import DamagedImageError, StoreError
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main  # registers every command on `app`
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.pipelines.info_command import info
 from dgss.pipelines.verify_command import verify
 from dgss.store import FeatureStore, store_location, summarize
-from dgss.store.errors import DamagedImageError, StoreError
 from dgss.store.integrity import chunk_path
 from store_samples import entry_kwargs, image_arrays, invoke_alone
 
