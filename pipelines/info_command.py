@@ -8,8 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from dgss.errors import StoreError
 from dgss.pipelines.app import app
-from dgss.store.errors import StoreError
 
 
 @app.command()
