@@ -10,7 +10,6 @@ run does there. The checkpoint is removed once `run.json` is written.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from dgss.errors import RunError
+from dgss.files import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -44,12 +44,11 @@ class Checkpoint:
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
     """Replace the run folder's checkpoint atomically."""
-    temporary = run_dir / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-    torch.save({"identity": json.dumps(checkpoint.identity, sort_keys=True), "member": checkpoint.member,
-                "epoch": checkpoint.epoch, "head": checkpoint.head, "optimizer": checkpoint.optimizer,
-                "losses": checkpoint.losses, "validation": json.dumps(checkpoint.validation),
-                "best_head": checkpoint.best_head}, temporary)
-    os.replace(temporary, run_dir / CHECKPOINT_FILE)
+    with atomic_path(run_dir / CHECKPOINT_FILE) as temporary:
+        torch.save({"identity": json.dumps(checkpoint.identity, sort_keys=True), "member": checkpoint.member,
+                    "epoch": checkpoint.epoch, "head": checkpoint.head, "optimizer": checkpoint.optimizer,
+                    "losses": checkpoint.losses, "validation": json.dumps(checkpoint.validation),
+                    "best_head": checkpoint.best_head}, temporary)
 
 
 def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | None:

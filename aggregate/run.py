@@ -34,6 +34,7 @@ from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.spec import CacheSpec
 from dgss.datasets.photometric import viewed_dataset
 from dgss.errors import RunError
+from dgss.files import atomic_path
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
@@ -147,11 +148,10 @@ def prepare_out_dir(out_dir: str | Path, *, resume: bool = False, overwrite: boo
 
 
 def write_head(out_dir: Path, name: str, head: nn.Module, head_name: str, member: int) -> None:
-    """Write one member's weights through a temporary name and a rename."""
-    temporary = out_dir / f".{name}.tmp-{os.getpid()}"
-    save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, out_dir / name)
+    """Write one member's weights atomically."""
+    with atomic_path(out_dir / name) as temporary:
+        save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
+        os.chmod(temporary, 0o644)
 
 
 def write_run(out_dir: str | Path, record: RunRecord, losses: Sequence[Sequence[float]]) -> Path:

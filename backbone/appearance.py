@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dgss.files import write_bytes_atomic
+
 APPEARANCE_FILE = "dgss_appearance.json"
 
 
@@ -83,4 +85,4 @@ def load_appearance(folder: str | Path) -> AppearanceTarget | None:
 
 def save_appearance(folder: str | Path, target: AppearanceTarget) -> None:
     """Write the target beside a backbone's weights."""
-    (Path(folder) / APPEARANCE_FILE).write_text(json.dumps(target.to_dict(), indent=2) + "\n")
+    write_bytes_atomic(Path(folder) / APPEARANCE_FILE, (json.dumps(target.to_dict(), indent=2) + "\n").encode())

@@ -7,11 +7,12 @@ appearance statistics and the pieces the run was trained in; nothing else is nee
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from dgss.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST_CHECKPOINT = "latest.pt"
@@ -36,12 +37,8 @@ def save_checkpoint(out: Path, state: dict[str, Any]) -> Path:
     folder = Path(out) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / LATEST_CHECKPOINT
-    temporary = folder / f".{LATEST_CHECKPOINT}.tmp"
-    with open(temporary, "wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    with atomic_path(target) as temporary:
+        torch.save(state, temporary)
     for legacy in folder.glob(_LEGACY_PATTERN):
         legacy.unlink()
     return target

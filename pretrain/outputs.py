@@ -15,6 +15,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from PIL import Image, ImageDraw, ImageFont
 
 from dgss.backbone.appearance import AppearanceTarget, save_appearance
+from dgss.files import write_bytes_atomic
 from dgss.plotting import draw_line_plot, write_png
 from dgss.pretrain.pool import ImagePool, real_crops
 from dgss.pretrain.presets import BackboneTrainingConfig, build_saved_scheduler
@@ -123,10 +124,10 @@ def write_outputs(out: Path, config: BackboneTrainingConfig, ema: UNet2DModel, s
         sample_label=f"model at step {step}: {len(samples)} samples, {config.sample_steps} DDPM steps",
     ))
     rows = "".join(f"{i + 1},{loss:.6f}\n" for i, loss in enumerate(state["losses"]))
-    (out / LOSS_CSV).write_text("step,loss\n" + rows)
+    write_bytes_atomic(out / LOSS_CSV, ("step,loss\n" + rows).encode())
     write_png(out / LOSS_PNG, loss_plot(state["losses"]))
     n_params = sum(p.numel() for p in ema.parameters())
-    (out / MODEL_CARD).write_text(model_card(out.name, config, pool.counts, state, n_params))
+    write_bytes_atomic(out / MODEL_CARD, model_card(out.name, config, pool.counts, state, n_params).encode())
 
 
 def model_card(name: str, config: BackboneTrainingConfig, counts: dict[str, int], state: dict, n_params: int

@@ -26,6 +26,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 
 from dgss.device import check_device
 from dgss.errors import DatasetError, RunError
+from dgss.files import write_bytes_atomic
 from dgss.pretrain.checkpoint import CHECKPOINT_DIR, find_checkpoint, load_checkpoint, save_checkpoint
 from dgss.pretrain.outputs import TRAINING_FILE, write_outputs
 from dgss.pretrain.pool import ImagePool, step_rng, training_batch
@@ -262,7 +263,7 @@ def train_backbone(config: BackboneTrainingConfig, sources: Sequence[str], out_d
         out.mkdir(parents=True, exist_ok=True)
         record = {"config": config.to_dict(), "sources": sources, "images": pool.counts,
                   "fingerprints": pool.fingerprints}
-        (out / TRAINING_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        write_bytes_atomic(out / TRAINING_FILE, (json.dumps(record, indent=2) + "\n").encode())
     if "appearance" not in state:  # before step 0, over the whole pool; then carried by every checkpoint
         state["appearance"] = pool.appearance_target().to_dict()
 
