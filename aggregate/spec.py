@@ -153,7 +153,7 @@ class CacheSpec:
 
     @classmethod
     def from_entry_attrs(cls, config: dict[str, Any], attrs: dict[str, Any]) -> CacheSpec:
-        """Build the spec of a store entry from its config and attrs (CONTRACTS.md section 3).
+        """Build the spec of a store entry from its config and the attrs the extractor wrote.
 
         Raises
         ------

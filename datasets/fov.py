@@ -2,7 +2,7 @@
 
 The FOV of a fundus photograph is the bright disc the camera sees; outside it the sensor records black plus JPEG
 noise, and some cameras (STARE) a dim band with red values of 10-25 along the rim. The red channel separates the
-two best because the retina reflects red strongly even where green and blue are dark. Recipe (METHOD.md §6):
+two best because the retina reflects red strongly even where green and blue are dark. Recipe:
 
 1. threshold the 5x5 median of the red channel (``> threshold``; the threshold is a property of each dataset's
    camera, see the readers), so isolated noisy pixels neither open holes nor make islands. The median of 25 values

@@ -20,7 +20,7 @@ from dgss.backbone.loading import Backbone
 from dgss.errors import ModelError
 
 LEVELS = ("coarse", "middle", "fine")
-# Strides (input size / map size) the three levels aim at (METHOD.md §1: 1/8, 1/4, 1/2 of the input).
+# Strides (input size / map size) the three levels aim at: 1/8, 1/4 and 1/2 of the input, as DiffDGSSv2 taps.
 _LEVEL_STRIDES = (8, 4, 2)
 
 

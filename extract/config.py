@@ -15,7 +15,7 @@ from dgss.store import SCHEMA_VERSION, config_key
 
 MODES = ("anchored", "ddim", "noised")
 BANDS = ("haar", "none")
-# The published timestep set, out of T = 4000 training steps (METHOD.md §1).
+# The timestep set DiffDGSSv2 publishes, out of T = 4000 training steps.
 PAPER_TIMESTEPS = (1, 10, 50, 100, 500, 1000, 2000, 3500)
 PAPER_TRAIN_TIMESTEPS = 4000
 

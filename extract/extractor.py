@@ -1,4 +1,4 @@
-"""One image in, the arrays of one store entry out (CONTRACTS.md §3): the API the extraction job runs per image.
+"""One image in, the arrays of one store entry out: the API the extraction job runs per image.
 
 The extractor owns no store: it says which arrays an entry has (:meth:`FeatureExtractor.entry_arrays`, coords,
 attrs) and computes one image's arrays; the job writes them. Same image, same config -> identical bytes.
@@ -83,7 +83,7 @@ def make_config(
 def canvas_fill(config_field_deg: float | None, image_field_deg: float | None) -> float:
     """Share of the canvas side an image's FOV box takes: its field angle over the canvas's, at most 1.
 
-    A narrower camera magnifies the retina, so at equal FOV size in pixels its vessels come out wider (METHOD.md §6);
+    A narrower camera magnifies the retina, so at equal FOV size in pixels its vessels come out wider;
     scaling each FOV by its field angle gives every camera the same pixels per degree. A camera wider than the
     canvas is fitted to it rather than cropped. 1 when the config spans no field angle (every FOV fills the canvas).
     """

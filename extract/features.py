@@ -1,4 +1,4 @@
-"""Turn images into decoder-block features at a set of timesteps, three ways (METHOD.md §1).
+"""Turn images into decoder-block features at a set of timesteps, three ways.
 
 - ``anchored``: f(x0, t) for each t, the clean image as input and only the time embedding changing; exactly one pass
   per timestep, deterministic. Small inputs evaluate several timesteps in one network call (the batch repeated,

@@ -36,7 +36,7 @@ RETIRED_FIELDS = frozenset({"keep_checkpoints"})
 RENAMED_FIELDS = {"zoom_from_step": "augment_from_step"}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (STACK.md: attention dominates CPU time).
+    # Minutes on 2 CPU cores: tests and the demo. No attention anywhere (attention dominates a UNet's CPU time).
     # Four levels, so that the default coarse/middle/fine blocks exist at strides 8, 4 and 2.
     "tiny": dict(
         resolution=64, image_size=256, block_out_channels=(32, 64, 64, 64), layers_per_block=1, attention_levels=(),

@@ -1,4 +1,4 @@
-"""T&S-FreqAgg's ablation switches (issue 33): each takes out what it names, and old runs keep the method's parts."""
+"""T&S-FreqAgg's ablation switches: each takes out what it names, and old runs keep the method's parts."""
 
 import pytest
 import torch
