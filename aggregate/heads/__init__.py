@@ -8,7 +8,10 @@ only on the seed, not on the global random state.
 
 from __future__ import annotations
 
-from dataclasses import fields
+import math
+import typing
+from collections.abc import Sequence
+from dataclasses import MISSING, fields
 from typing import Any
 
 import torch
@@ -17,15 +20,16 @@ from torch import nn
 from dgss.aggregate.heads.mlp import MLPConfig, MLPHead
 from dgss.aggregate.heads.tsfreqagg import TSFreqAggConfig, TSFreqAggHead
 from dgss.aggregate.heads.unet import UNetConfig, UNetHead
+from dgss.aggregate.settings import HeadName
 from dgss.aggregate.spec import CacheSpec
 from dgss.errors import ModelError
 
 _HEADS: dict[str, tuple[type, type[nn.Module]]] = {
-    "mlp": (MLPConfig, MLPHead),
-    "tsfreqagg": (TSFreqAggConfig, TSFreqAggHead),
-    "unet": (UNetConfig, UNetHead),
+    HeadName.mlp: (MLPConfig, MLPHead),
+    HeadName.tsfreqagg: (TSFreqAggConfig, TSFreqAggHead),
+    HeadName.unet: (UNetConfig, UNetHead),
 }
-HEAD_NAMES: tuple[str, ...] = tuple(sorted(_HEADS))
+HEAD_NAMES: tuple[str, ...] = tuple(sorted(str(name) for name in _HEADS))
 
 
 def head_uses_features(name: str) -> bool:
@@ -50,6 +54,70 @@ def head_config(name: str, **hparams: Any) -> Any:
     if unknown:
         raise ModelError(f"head {name!r} has no hyperparameter {', '.join(unknown)}; valid: {', '.join(valid)}")
     return config_class.from_dict(hparams)
+
+
+def parse_head_params(name: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` texts (``--head-param``) typed by the fields of head ``name``'s config (int, float, bool, tuple
+    of int as ``8,4``) and checked by the config itself.
+
+    Raises
+    ------
+    ModelError
+        A pair that is not ``NAME=VALUE``, a name that is not one of the head's, or a value of the wrong type or out
+        of range; the message lists the head's parameters with their types and defaults.
+    """
+    config_class = head_config(name).__class__
+    types = typing.get_type_hints(config_class)
+    valid = ", ".join(f"{field.name}={_described(types[field.name], field.default)}" for field in fields(config_class))
+    params = {}
+    for pair in pairs:
+        key, sign, text = (part.strip() for part in pair.partition("="))
+        if not sign or key not in types:
+            raise ModelError(f"--head-param {pair!r}: head {name} takes NAME=VALUE with one of {valid}")
+        try:
+            params[key] = _typed(types[key], text)
+        except ValueError:
+            raise ModelError(f"--head-param {pair!r}: {key} must be {_type_name(types[key])}; head {name} takes "
+                             f"{valid}") from None
+    head_config(name, **params)  # the bounds: the config's own checks
+    return params
+
+
+def _typed(kind: Any, text: str) -> Any:
+    """`text` as a value of the config field type `kind`; ValueError when it is not one."""
+    if kind is bool:
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if text.lower() not in words:
+            raise ValueError(text)
+        return words[text.lower()]
+    if kind is int:
+        return int(text)
+    if kind is float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
+    if typing.get_origin(kind) is tuple:
+        items = [item.strip() for item in text.strip("[]() ").split(",")]
+        return tuple(int(item) for item in items)
+    return text
+
+
+_TYPE_NAMES = {int: ("an integer", "INT"), float: ("a finite number", "FLOAT"), bool: ("true or false", "BOOL")}
+
+
+def _type_name(kind: Any, metavar: bool = False) -> str:
+    if typing.get_origin(kind) is tuple:
+        return "INT,INT,..." if metavar else "a comma list of integers"
+    return _TYPE_NAMES.get(kind, ("text", "TEXT"))[metavar]
+
+
+def _described(kind: Any, default: Any) -> str:
+    if default is MISSING:
+        return _type_name(kind, metavar=True)
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default).lower() \
+        if isinstance(default, bool) else default
+    return f"{_type_name(kind, metavar=True)} (default {shown})"
 
 
 def recorded_head_params(name: str, hparams: dict[str, Any]) -> dict[str, Any]:
