@@ -6,36 +6,30 @@ beside every trained head (``to_dict``/``from_dict``) so a head can be checked a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from dgss.errors import StoreError
-from dgss.store.schema import feature_array
+from dgss.store.schema import BAND_NAMES as CACHED_BAND_NAMES
+from dgss.store.schema import LEVELS, BlockLayout, EntryLayout, banded_size, feature_array, halves_maps
 
-LEVEL_ORDER = ("coarse", "middle", "fine")
-BAND_NAMES = {"haar": ("LL", "LH", "HL", "HH"), "LL": ("LL",), "none": ("raw",)}
+BAND_NAMES = {**CACHED_BAND_NAMES, "LL": ("LL",)}
 """Band names per ``bands`` of a spec: the extraction's ``haar`` or ``none``, or ``LL``, the smooth Haar band alone
 (a part of a ``haar`` cache that `dgss.aggregate.selection` cuts for ``fit-head --bands LL``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
-class BlockSpec:
-    """One cached block: its channels, its map size before any band split, and the level it belongs to."""
+class BlockSpec(BlockLayout):
+    """One cached block: its layout as the entry records it (map size before any band split) and its level."""
 
-    name: str
-    channels: int
-    height: int
-    width: int
     level: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "channels": self.channels, "height": self.height, "width": self.width,
-                "level": self.level}
+        return {**super().to_dict(), "level": self.level}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BlockSpec:
-        return cls(name=str(data["name"]), channels=int(data["channels"]), height=int(data["height"]),
-                   width=int(data["width"]), level=str(data["level"]))
+        return cls(**asdict(BlockLayout.from_dict(data)), level=str(data["level"]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,8 +62,8 @@ class CacheSpec:
         if not self.timesteps:
             raise StoreError("the cache spec has no timesteps; extract at least one timestep")
         for block in self.blocks:
-            if block.level not in LEVEL_ORDER:
-                raise StoreError(f"block {block.name!r} has level {block.level!r}; use one of {LEVEL_ORDER}")
+            if block.level not in LEVELS:
+                raise StoreError(f"block {block.name!r} has level {block.level!r}; use one of {LEVELS}")
             if self.halved and (block.height % 2 or block.width % 2):
                 raise StoreError(f"block {block.name!r} map {block.height}x{block.width} is odd; haar bands need "
                                  "even map sizes (extract with bands='none')")
@@ -86,7 +80,7 @@ class CacheSpec:
     @property
     def halved(self) -> bool:
         """Whether the cached maps are Haar bands, at half the block map."""
-        return self.bands != "none"
+        return halves_maps(self.bands)
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -96,7 +90,7 @@ class CacheSpec:
     @property
     def levels(self) -> tuple[str, ...]:
         """Non-empty levels, coarse to fine."""
-        return tuple(level for level in LEVEL_ORDER if any(b.level == level for b in self.blocks))
+        return tuple(level for level in LEVELS if any(b.level == level for b in self.blocks))
 
     def level_blocks(self, level: str) -> tuple[BlockSpec, ...]:
         """Blocks of ``level`` in cache order (their channels are concatenated in this order)."""
@@ -113,9 +107,7 @@ class CacheSpec:
 
     def map_size(self, block: BlockSpec) -> tuple[int, int]:
         """(height, width) of ``block``'s cached maps: half the block map with Haar bands."""
-        if self.halved:
-            return block.height // 2, block.width // 2
-        return block.height, block.width
+        return banded_size(block.height, self.bands), banded_size(block.width, self.bands)
 
     def stride(self, block: BlockSpec) -> int:
         """Canvas pixels per cached map pixel of ``block`` (e.g. 4 for a 128 px map of a 512 px canvas)."""
@@ -153,31 +145,8 @@ class CacheSpec:
 
     @classmethod
     def from_entry_attrs(cls, config: dict[str, Any], attrs: dict[str, Any]) -> CacheSpec:
-        """Build the spec of a store entry from its config and the attrs the extractor wrote.
-
-        Raises
-        ------
-        StoreError
-            The attrs lack ``blocks`` or ``levels``, or a block is in no level, in two, or only in a level.
-        """
-        for name in ("blocks", "levels"):
-            if name not in attrs:
-                raise StoreError(f"entry attrs lack {name!r}; re-extract the entry with this dgss version")
-        level_of: dict[str, str] = {}
-        for level, names in attrs["levels"].items():
-            for name in names:
-                if name in level_of:
-                    raise StoreError(f"block {name!r} is in levels {level_of[name]!r} and {level!r}; "
-                                     "give each block one level")
-                level_of[name] = level
-        blocks = []
-        for block in attrs["blocks"]:
-            if block["name"] not in level_of:
-                raise StoreError(f"block {block['name']!r} is in no level of {sorted(attrs['levels'])}; "
-                                 "re-extract the entry with this dgss version")
-            blocks.append(BlockSpec.from_dict({**block, "level": level_of[block["name"]]}))
-        unknown = sorted(set(level_of) - {b.name for b in blocks})
-        if unknown:
-            raise StoreError(f"levels name blocks {unknown} that the entry's blocks lack; re-extract the entry")
-        return cls(blocks=tuple(blocks), timesteps=tuple(int(t) for t in config["timesteps"]),
+        """Build the spec of a store entry from its config and the layout its attrs record (`EntryLayout`)."""
+        layout = EntryLayout.from_attrs(attrs)
+        blocks = tuple(BlockSpec(**asdict(block), level=layout.level_of(block.name)) for block in layout.blocks)
+        return cls(blocks=blocks, timesteps=tuple(int(t) for t in config["timesteps"]),
                    bands=str(config["bands"]), canvas_size=int(config["canvas_size"]))

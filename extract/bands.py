@@ -8,15 +8,6 @@ from __future__ import annotations
 
 import torch
 
-HAAR_BANDS = ("LL", "LH", "HL", "HH")
-RAW_BANDS = ("raw",)
-
-
-def band_names(bands: str) -> tuple[str, ...]:
-    """Band coordinate values for a ``bands`` setting ("haar" or "none")."""
-    return {"haar": HAAR_BANDS, "none": RAW_BANDS}[bands]
-
-
 def haar_split(maps: torch.Tensor) -> torch.Tensor:
     """One level of the orthonormal 2-D Haar transform.
 

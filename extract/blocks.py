@@ -11,31 +11,16 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from dgss.backbone.loading import Backbone
 from dgss.errors import ModelError
+from dgss.store.schema import LEVELS, BlockLayout
 
-LEVELS = ("coarse", "middle", "fine")
 # Strides (input size / map size) the three levels aim at: 1/8, 1/4 and 1/2 of the input, as DiffDGSSv2 taps.
 _LEVEL_STRIDES = (8, 4, 2)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BlockInfo:
-    """A tappable block and the size of its output map for one input size."""
-
-    name: str
-    channels: int
-    height: int
-    width: int
-
-    def to_dict(self) -> dict[str, int | str]:
-        """Plain dict, as stored in the entry attrs ("blocks")."""
-        return asdict(self)
 
 
 def block_names(backbone: Backbone) -> list[str]:
@@ -85,7 +70,7 @@ def _make_recorder(store: list[torch.Tensor], thread: int):
     return record
 
 
-def list_blocks(backbone: Backbone, input_size: int) -> list[BlockInfo]:
+def list_blocks(backbone: Backbone, input_size: int) -> list[BlockLayout]:
     """Every tappable block with its channels and map size, measured with one dummy pass at ``input_size``."""
     names = block_names(backbone)
     sample = backbone.encode(torch.zeros(1, 3, input_size, input_size, device=backbone.device))
@@ -98,18 +83,18 @@ def list_blocks(backbone: Backbone, input_size: int) -> list[BlockInfo]:
                 "use a multiple of 2**(number of down blocks)"
             ) from error
     return [
-        BlockInfo(name=name, channels=out[0].shape[1], height=out[0].shape[2], width=out[0].shape[3])
+        BlockLayout(name=name, channels=out[0].shape[1], height=out[0].shape[2], width=out[0].shape[3])
         for name, out in outputs.items()
     ]
 
 
-def select_blocks(infos: Sequence[BlockInfo], names: Sequence[str]) -> list[BlockInfo]:
+def select_blocks(infos: Sequence[BlockLayout], names: Sequence[str]) -> list[BlockLayout]:
     """The infos of ``names``, in the given order."""
     by_name = {info.name: info for info in infos}
     return [by_name[name] for name in names]
 
 
-def default_blocks(infos: Sequence[BlockInfo], input_size: int) -> list[str]:
+def default_blocks(infos: Sequence[BlockLayout], input_size: int) -> list[str]:
     """One block per level: the decoder blocks whose stride is closest to 8 (coarse), 4 (middle) and 2 (fine).
 
     Blocks are grouped by stride (input size / map height); within a stride the last block in forward order (the
@@ -127,7 +112,7 @@ def default_blocks(infos: Sequence[BlockInfo], input_size: int) -> list[str]:
     return [by_stride[stride] for stride in sorted(chosen, reverse=True)]
 
 
-def group_levels(infos: Sequence[BlockInfo]) -> dict[str, list[str]]:
+def group_levels(infos: Sequence[BlockLayout]) -> dict[str, list[str]]:
     """Group blocks by map size into coarse (smallest map), middle and fine (largest map).
 
     With two distinct sizes the middle level is empty; with one, only the fine level is filled.

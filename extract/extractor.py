@@ -17,15 +17,15 @@ import torch
 from dgss.backbone.appearance import AppearanceTarget, match_appearance
 from dgss.backbone.loading import Backbone
 from dgss.errors import ModelError
-from dgss.extract.bands import band_names, split_bands
-from dgss.extract.blocks import BlockInfo, check_blocks, default_blocks, group_levels, list_blocks, select_blocks
+from dgss.extract.bands import split_bands
+from dgss.extract.blocks import check_blocks, default_blocks, group_levels, list_blocks, select_blocks
 from dgss.extract.config import ExtractionConfig, check_field_angle, check_timesteps, default_timesteps
 from dgss.extract.features import extract_features
 from dgss.extract.precision import round_mantissa
 from dgss.extract.preprocess import cut_tiles, image_tensor, stitch_tiles, tile_starts, to_canvas
 from dgss.store import ArraySpec
 from dgss.store.geometry import Geometry
-from dgss.store.schema import feature_array
+from dgss.store.schema import BlockLayout, EntryLayout, band_names, banded_size, feature_array, halves_maps
 
 if TYPE_CHECKING:
     from dgss.datasets import Sample
@@ -127,10 +127,10 @@ class FeatureExtractor:
     def entry_arrays(self, max_native_shape: tuple[int, int]) -> dict[str, ArraySpec]:
         """Per-image array specs of the entry; ``max_native_shape`` is the dataset's largest (native_y, native_x)."""
         steps, bands, canvas = len(self.config.timesteps), len(band_names(self.config.bands)), self.config.canvas_size
-        shrink = 2 if self.config.bands == "haar" else 1
         arrays = {
             feature_array(info.name): ArraySpec(
-                shape=(steps, bands, info.channels, info.height // shrink, info.width // shrink),
+                shape=(steps, bands, info.channels, banded_size(info.height, self.config.bands),
+                       banded_size(info.width, self.config.bands)),
                 dtype="float16",
                 dims=("timestep", "band", f"{info.name}.channel", f"{info.name}.y", f"{info.name}.x"),
             )
@@ -155,8 +155,7 @@ class FeatureExtractor:
     def entry_attrs(self) -> dict:
         """Provenance and layout: canvas-level block sizes (before the band split), levels, model path/id, versions."""
         return {
-            "blocks": [info.to_dict() for info in self.blocks],
-            "levels": group_levels(self.blocks),
+            **EntryLayout(blocks=tuple(self.blocks), levels=group_levels(self.blocks)).to_attrs(),
             "model": self.backbone.name,
             "torch_version": torch.__version__,
             "diffusers_version": diffusers.__version__,
@@ -228,7 +227,7 @@ class FeatureExtractor:
         return maps
 
 
-def _stride(info: BlockInfo, input_size: int) -> int:
+def _stride(info: BlockLayout, input_size: int) -> int:
     """Input pixels per map pixel of a block; ModelError unless the map is square and divides the input."""
     if info.height != info.width or input_size % info.height:
         raise ModelError(
@@ -238,13 +237,13 @@ def _stride(info: BlockInfo, input_size: int) -> int:
     return input_size // info.height
 
 
-def _canvas_block(info: BlockInfo, stride: int, config: ExtractionConfig) -> BlockInfo:
+def _canvas_block(info: BlockLayout, stride: int, config: ExtractionConfig) -> BlockLayout:
     """The block's map size on the whole (possibly tiled) canvas; ModelError if the canvas does not fit it."""
-    multiple = stride * (2 if config.bands == "haar" else 1)
+    multiple = stride * (2 if halves_maps(config.bands) else 1)
     if config.canvas_size % multiple:
         raise ModelError(
             f"canvas size {config.canvas_size} is not a multiple of {multiple} (block {info.name}, stride {stride}"
-            f"{', halved again by Haar bands' if config.bands == 'haar' else ''}); choose a multiple of {multiple}"
+            f"{', halved again by Haar bands' if halves_maps(config.bands) else ''}); choose a multiple of {multiple}"
         )
     size = config.canvas_size // stride
     return replace(info, height=size, width=size)

@@ -1,4 +1,5 @@
-"""The store's layout facts: schema version, config keys, per-image array specs and the codec.
+"""The store's layout facts: schema version, config keys, per-image array specs and the codec, and the contract
+between extraction and aggregation: the feature layout an entry's attrs record (blocks, levels, bands).
 
 A config key hashes everything that changes the numbers, so a cache can never be reused for another model, block
 set or timestep set; the same image under another key is another entry, never an overwrite.
@@ -7,6 +8,7 @@ set or timestep set; the same image under another key is another entry, never an
 import hashlib
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,3 +109,92 @@ class ArraySpec:
 def feature_array(block: str) -> str:
     """The name of a block's feature array in an entry (and of its tensor in a batch)."""
     return f"{FEATURE_PREFIX}{block}"
+
+
+LEVELS = ("coarse", "middle", "fine")
+"""The levels a head fuses, coarse to fine; an entry's "levels" attr lists the blocks of each."""
+RAW_BANDS = "none"
+"""The `bands` setting that caches each block's map as it is."""
+BAND_NAMES = {"haar": ("LL", "LH", "HL", "HH"), RAW_BANDS: ("raw",)}
+"""Band coordinate values of every feature array, per `bands`: one level of the orthonormal 2-D Haar transform, or
+the raw map."""
+
+
+def band_names(bands: str) -> tuple[str, ...]:
+    """Band coordinate values for a `bands` setting."""
+    return BAND_NAMES[bands]
+
+
+def halves_maps(bands: str) -> bool:
+    """Whether cached maps are bands of one Haar level: half the block map on each side, so strides double."""
+    return bands != RAW_BANDS
+
+
+def banded_size(size: int, bands: str) -> int:
+    """Side of a block's cached maps for a block map of side `size`."""
+    return size // 2 if halves_maps(bands) else size
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlockLayout:
+    """A tapped block: its channels and its output map size. In an entry's attrs the size is the map on the whole
+    canvas, before any band split."""
+
+    name: str
+    channels: int
+    height: int
+    width: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "channels": self.channels, "height": self.height, "width": self.width}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BlockLayout":
+        return cls(name=str(data["name"]), channels=int(data["channels"]), height=int(data["height"]),
+                   width=int(data["width"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntryLayout:
+    """The feature layout of an entry, as its attrs record it: the blocks in cache order ("blocks") and the blocks
+    of each level ("levels"). The extractor writes it (`to_attrs`); aggregation reads it back (`from_attrs`)."""
+
+    blocks: tuple[BlockLayout, ...]
+    levels: Mapping[str, Sequence[str]]
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {"blocks": [block.to_dict() for block in self.blocks],
+                "levels": {level: list(names) for level, names in self.levels.items()}}
+
+    def level_of(self, block: str) -> str:
+        """The level `block` belongs to (`from_attrs` checked that it has exactly one)."""
+        return next(level for level, names in self.levels.items() if block in names)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> "EntryLayout":
+        """Read the layout from an entry's attrs.
+
+        Raises
+        ------
+        StoreError
+            The attrs lack "blocks" or "levels", or a block is in no level, in two, or only in a level.
+        """
+        for name in ("blocks", "levels"):
+            if name not in attrs:
+                raise StoreError(f"entry attrs lack {name!r}; re-extract the entry with this dgss version")
+        level_of: dict[str, str] = {}
+        for level, names in attrs["levels"].items():
+            for name in names:
+                if name in level_of:
+                    raise StoreError(f"block {name!r} is in levels {level_of[name]!r} and {level!r}; "
+                                     "give each block one level")
+                level_of[name] = level
+        blocks = tuple(BlockLayout.from_dict(block) for block in attrs["blocks"])
+        for block in blocks:
+            if block.name not in level_of:
+                raise StoreError(f"block {block.name!r} is in no level of {sorted(attrs['levels'])}; "
+                                 "re-extract the entry with this dgss version")
+        unknown = sorted(set(level_of) - {block.name for block in blocks})
+        if unknown:
+            raise StoreError(f"levels name blocks {unknown} that the entry's blocks lack; re-extract the entry")
+        return cls(blocks=blocks, levels={level: tuple(names) for level, names in attrs["levels"].items()})

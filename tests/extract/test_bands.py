@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from dgss.extract.bands import band_names, haar_merge, haar_split, split_bands
+from dgss.extract.bands import haar_merge, haar_split, split_bands
+from dgss.store.schema import band_names
 
 
 def test_round_trip_and_energy():

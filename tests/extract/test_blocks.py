@@ -5,7 +5,6 @@ from typer.testing import CliRunner
 
 from dgss.errors import ModelError
 from dgss.extract.blocks import (
-    BlockInfo,
     block_names,
     check_blocks,
     default_blocks,
@@ -16,12 +15,13 @@ from dgss.extract.blocks import (
 from dgss.extract.config import check_timesteps, default_timesteps
 from dgss.pipelines.app import app
 from dgss.pipelines.blocks_command import blocks
+from dgss.store.schema import BlockLayout
 
 
 def test_list_blocks_measures_maps(extract_backbone):
     infos = list_blocks(extract_backbone, 32)
     assert [info.name for info in infos] == ["mid_block", "up_blocks.0", "up_blocks.1", "up_blocks.2"]
-    assert infos[0] == BlockInfo(name="mid_block", channels=32, height=8, width=8)
+    assert infos[0] == BlockLayout(name="mid_block", channels=32, height=8, width=8)
     assert [(info.height, info.channels) for info in infos[1:]] == [(16, 32), (32, 32), (32, 16)]
     assert [info.height for info in list_blocks(extract_backbone, 64)] == [16, 32, 64, 64]
 
@@ -37,7 +37,7 @@ def test_default_blocks_and_levels(extract_backbone):
 
 def test_group_levels_fewer_and_too_many_sizes():
     def block(name, size):
-        return BlockInfo(name=name, channels=4, height=size, width=size)
+        return BlockLayout(name=name, channels=4, height=size, width=size)
 
     assert group_levels([block("a", 8), block("b", 16), block("c", 16)]) == {
         "coarse": ["a"], "middle": [], "fine": ["b", "c"]
