@@ -26,10 +26,13 @@ from dgss.aggregate.data import CachedImages, split_indices, unlabelled_count, w
 from dgss.aggregate.inference import image_prediction
 from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
 from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json
-from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run
+from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run, run_store
 from dgss.aggregate.selection import is_part_of
 from dgss.aggregate.spec import CacheSpec
+from dgss.datasets import canonical_name
 from dgss.errors import ConfigMismatchError, DgssError, StoreError
+from dgss.extract.dataset_files import check_unchanged
+from dgss.extract.hints import extract_command
 from dgss.plotting import write_png
 from dgss.progress import LOGGER, Progress, log_file
 from dgss.store import Entry, FeatureStore
@@ -74,9 +77,9 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     if not targets:
         raise StoreError("no target dataset given: name one or more with --target, e.g. --target CHASE_DB1,HRF")
     run = load_run(run_dir, device=device, tile=tile, tile_context=tile_context, threshold=threshold, flips=flips)
-    store_path = str(store_path if store_path is not None else run.record.store)  # a URL must stay one
+    store_path = str(store_path if store_path is not None else run_store(run.record, run.path))  # a URL stays one
     store = FeatureStore(store_path, create=False)
-    entries = [resolve_target(store, target, run) for target in dict.fromkeys(targets)]
+    entries = [resolve_target(store, target, run) for target in dict.fromkeys(map(canonical_name, targets))]
     plans = [(entry, *split_indices(entry, TARGET_SPLIT)) for entry in entries]  # every check before any work
     seen = {entry.dataset: trained_images(run, entry, indices) for entry, _, indices in plans}
     if not allow_training_images:
@@ -158,13 +161,15 @@ def resolve_target(store: FeatureStore, target: str, run: Run) -> Entry:
         entry = store.entry(target, run.key)
     except StoreError:
         others = [info.key for info in store.entries() if info.dataset == target]
+        command = extract_command(target, store.location, run.record.extraction_config, run.record.backbone)
         if not others:
-            raise
+            raise StoreError(f"no features for {target} in {store.location} under the key of run {run.path} "
+                             f"({run.key}): `{command}` would add it") from None
         raise ConfigMismatchError(
             f"{target} is cached in {store.location} under key {', '.join(others)}, but run {run.path} was "
-            f"trained on key {run.key}: extract {target} with the run's extraction config "
-            f"(`dgss extract --dataset {target} --store {store.location}` with the same model, blocks, timesteps)"
+            f"trained on key {run.key}: extract {target} with the run's extraction config: `{command}`"
         ) from None
+    check_unchanged(entry, store.location)
     if not is_part_of(run.spec, CacheSpec.from_entry_attrs(entry.config, entry.attrs)):
         raise ConfigMismatchError(f"{target} (key {entry.key}) has other blocks or sizes than run {run.path} "
                                   "expects: re-extract it with this dgss version")

@@ -6,7 +6,7 @@ training that stops half-way leaves nothing a later `dgss evaluate` would trust.
 
 Layout::
 
-    RUN/run.json                  RunRecord: training config, cache key, store, sources, extraction config + attrs
+    RUN/run.json                  RunRecord: training config, cache key, store, backbone, sources, extraction config
     RUN/head_00.safetensors ...   one file per ensemble member (metadata: head name, member number)
     RUN/loss.csv, RUN/loss.png    per-epoch mean training loss of every member
     RUN/checkpoint.pt             while training only: where fit-head stopped (see `dgss.aggregate.checkpoint`)
@@ -34,6 +34,8 @@ from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.spec import CacheSpec
 from dgss.datasets.photometric import viewed_dataset
 from dgss.errors import RunError
+from dgss.store import store_location
+from dgss.store.feature_store import is_url
 from dgss.files import atomic_path
 
 RUN_FORMAT = 1
@@ -57,6 +59,8 @@ class RunRecord:
     `extraction_config` is the source entries' config (its hash is `key`); `spec` is `CacheSpec.to_dict()`, from
     which the heads are rebuilt. `sources` and `validation_images` name the images trained on and held out to
     choose, per member, the epoch and decision threshold kept in `selection` ({"epoch", "threshold", "history"}).
+    `store` is a URL, or a local path relative to the run folder (absolute in runs written before; `run_store`
+    reads both); `backbone` names the model the features came from (`backbone_reference`; "" in older runs).
     """
 
     training: dict[str, Any]
@@ -68,6 +72,7 @@ class RunRecord:
     head_files: tuple[str, ...]
     validation_images: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     selection: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    backbone: str = ""
     format: int = RUN_FORMAT
 
     @property
@@ -152,6 +157,20 @@ def write_head(out_dir: Path, name: str, head: nn.Module, head_name: str, member
     with atomic_path(out_dir / name) as temporary:
         save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
         os.chmod(temporary, 0o644)
+
+
+def recorded_store(store: str | Path, run_dir: str | Path) -> str:
+    """How run.json names its store: a URL as given, a local store relative to the run folder, so that a run moved
+    or copied together with its store (to another machine, say) still finds it."""
+    location = store_location(store)
+    return location if is_url(location) else os.path.relpath(location, Path(run_dir).resolve())
+
+
+def run_store(record: RunRecord, run_dir: str | Path) -> str:
+    """The store a run was trained from, wherever its folder is now (see `recorded_store`)."""
+    if is_url(record.store) or Path(record.store).is_absolute():
+        return record.store
+    return os.path.normpath(Path(run_dir).resolve() / record.store)
 
 
 def write_run(out_dir: str | Path, record: RunRecord, losses: Sequence[Sequence[float]]) -> Path:

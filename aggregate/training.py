@@ -28,14 +28,18 @@ from dgss.aggregate.fit_summary import fit_summary, window_warnings
 from dgss.aggregate.heads import build_head, head_config, head_uses_features
 from dgss.aggregate.inference import batch_to_device
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, load_head_weights, prepare_out_dir,
-                                write_head, write_run)
+                                recorded_store, write_head, write_run)
 from dgss.aggregate.selection import select_spec
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.validation import held_out_ids, score_validation
 from dgss.aggregate.windows import window_side
+from dgss.backbone.shipped import backbone_reference
+from dgss.datasets import canonical_name
 from dgss.errors import DgssError, StoreError
+from dgss.extract.dataset_files import check_unchanged
+from dgss.extract.hints import extract_command
 from dgss.progress import Progress, log_file
-from dgss.store import Entry, FeatureStore, store_location
+from dgss.store import Entry, FeatureStore
 
 SOURCE_SPLIT = "training"
 LR_SCHEDULES = ("constant", "cosine")
@@ -157,10 +161,11 @@ def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, confi
     validation_images = CachedImages(held, features=features, budget=budget, spec=spec)
     heads, losses, histories = train_heads(images, validation_images, spec, config, out_dir, identity)
     record = RunRecord(
-        training=resolved.to_dict(), key=first.key, store=store_location(store_path), sources=used,
+        training=resolved.to_dict(), key=first.key, store=recorded_store(store_path, out_dir), sources=used,
         extraction_config=first.config, spec=spec.to_dict(),
         head_files=tuple(head_file_name(member) for member in range(config.ensemble)),
         validation_images=validation_ids, selection=[_selection(history) for history in histories],
+        backbone=backbone_reference(first.attrs["model"]) if first.attrs.get("model") else "",
     )
     write_run(out_dir, record, losses)
     remove_checkpoint(out_dir)
@@ -173,13 +178,32 @@ def resolve_sources(store: FeatureStore, sources: Sequence[str], key: str | None
     """The sources' entries, all under one key; StoreError listing the keys when they differ."""
     if not sources:
         raise StoreError("no source dataset given: name one or more with --source, e.g. --source DRIVE,STARE")
-    entries = [store.entry(source, key) for source in dict.fromkeys(sources)]
+    sources = [canonical_name(source) for source in sources]  # folder:mini and folder:/abs/mini are one
+    entries = [_source_entry(store, source, key, sources) for source in dict.fromkeys(sources)]
+    for entry in entries:
+        check_unchanged(entry, store.location)
     keys = {entry.key for entry in entries}
     if len(keys) > 1:
         found = ", ".join(f"{entry.dataset}: {entry.key}" for entry in entries)
         raise StoreError(f"sources are cached under different extraction keys ({found}): "
                          "train on sources that share one key, or choose one with --key")
     return entries
+
+
+def _source_entry(store: FeatureStore, source: str, key: str | None, sources: Sequence[str]) -> Entry:
+    """The source's entry; where it is not cached at all, a StoreError whose `dgss extract` command gives it the key
+    of the other sources (or `key`), every option of that key included."""
+    try:
+        return store.entry(source, key)
+    except StoreError:
+        cached = store.entries()
+        peers = [info for info in cached if (info.key == key if key else info.dataset in sources)]
+        if not peers or any(info.dataset == source for info in cached):
+            raise
+        peer = store.entry(peers[0].dataset, peers[0].key)
+        command = extract_command(source, store.location, peer.config, peer.attrs.get("model"))
+        raise StoreError(f"no features for {source} in {store.location} under the key of {peer.dataset} "
+                         f"({peer.key}): `{command}` would add it") from None
 
 
 def train_heads(images: CachedImages, validation: CachedImages, spec: CacheSpec, config: HeadTrainingConfig,

@@ -57,6 +57,16 @@ def resolve_model(model: str | Path | None) -> str:
     return name
 
 
+def backbone_reference(model: str | Path) -> str:
+    """How a run or a hint names a backbone so that another machine finds it again: a shipped backbone by its name
+    (its folder differs between installations), a folder by its absolute path, a hub id as it is."""
+    path = Path(model).expanduser()
+    if path.exists():
+        resolved = path.resolve()
+        return resolved.name if resolved.parent == BACKBONES_DIR else str(resolved)
+    return str(model)
+
+
 def ship_backbone(run: str | Path, name: str, backbones_dir: Path | None = None) -> Path:
     """Copy a `dgss train-diffusion` run's model, card, loss and samples into `backbones_dir/name` (default: this
     package's backbones), so that `--model name` loads it; never over an existing backbone.

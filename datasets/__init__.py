@@ -9,6 +9,7 @@ from dgss.datasets.image_io import read_image
 from dgss.datasets.photometric import view_names
 from dgss.datasets.reader import DatasetReader, Sample
 from dgss.datasets.registry import (
+    canonical_name,
     dataset_names,
     get_dataset,
     resolve_data_root,
@@ -19,6 +20,7 @@ from dgss.datasets.registry import (
 __all__ = [
     "DatasetReader",
     "Sample",
+    "canonical_name",
     "dataset_names",
     "derive_fov",
     "get_dataset",

@@ -89,6 +89,9 @@ class PhotometricView(DatasetReader):
         self.ground_truth = base.ground_truth
         self.fov_source = base.fov_source
 
+    def files_digest(self) -> str | None:
+        return self.base.files_digest()
+
     def splits(self) -> dict[str, list[str]]:
         splits = self.base.splits()
         return {"training": list(splits["training"] if "training" in splits else self.base.ids())}

@@ -84,6 +84,11 @@ class DatasetReader(ABC):
         return (f"{self.name}: {labelled} of {len(ids)} images have vessel labels; the other {len(ids) - labelled} "
                 "are extracted but neither trained on nor scored")
 
+    def files_digest(self) -> str | None:
+        """A digest of the dataset's files (names and sizes) where they can change under one name (`folder:`), so
+        a cache of them can tell; None where the name stands for fixed content."""
+        return None
+
     def ids(self, split: str | None = None) -> list[str]:
         """Image ids of one split, or of all splits in order when ``split`` is None."""
         splits = self.splits()

@@ -12,8 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from dgss.datasets.folder import FolderReader
-from dgss.datasets.photometric import VIEW_NAME, PhotometricView
+from dgss.datasets.folder import FOLDER_PREFIX, FolderReader, folder_name
+from dgss.datasets.photometric import VIEW_NAME, VIEW_SEPARATOR, PhotometricView
 from dgss.datasets.published import PUBLISHED_READERS
 from dgss.datasets.reader import DatasetReader
 from dgss.datasets.synthetic import SYNTHETIC_DOMAINS
@@ -21,7 +21,6 @@ from dgss.datasets.synthetic_reader import SyntheticReader
 from dgss.errors import DatasetError
 
 DATA_ROOT_ENV = "DGSS_DATA_ROOT"
-FOLDER_PREFIX = "folder:"
 _SYNTHETIC_NAME = re.compile(r"SYNTH-(?P<domain>[A-Z])(?:-(?P<count>\d+)x(?P<size>\d+))?")
 _ARCHIVE_LEFTOVERS = frozenset({"__MACOSX"})
 
@@ -66,7 +65,7 @@ def get_dataset(name: str, data_root: str | Path | None = None) -> DatasetReader
         folder = Path(name[len(FOLDER_PREFIX) :]).expanduser()
         if not folder.is_dir():
             raise DatasetError(f"{name}: no folder {folder.resolve()}; give a folder with images/, labels/ (and fov/)")
-        return FolderReader(folder, name)
+        return FolderReader(folder, folder_name(name))
     synthetic = _SYNTHETIC_NAME.fullmatch(name)
     if synthetic and synthetic["domain"] in SYNTHETIC_DOMAINS:
         if synthetic["count"] is None:
@@ -85,6 +84,15 @@ def get_dataset(name: str, data_root: str | Path | None = None) -> DatasetReader
             f"(or {DATA_ROOT_ENV}) at the folder that holds {name}/"
         )
     return PUBLISHED_READERS[name](_unwrap(folder, name))
+
+
+def canonical_name(name: str) -> str:
+    """The name a dataset is cached under: ``folder:PATH`` with PATH resolved (`folder_name`), views of it too;
+    every other name as given. Commands that look a dataset up in a store go through it."""
+    view = VIEW_NAME.fullmatch(name)
+    if view:
+        return f"{canonical_name(view['base'])}{VIEW_SEPARATOR}{view['view']}"
+    return folder_name(name) if name.startswith(FOLDER_PREFIX) else name
 
 
 def source_ids(reader: DatasetReader) -> list[str]:

@@ -198,6 +198,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     from dgss.backbone.loading import load_backbone
     from dgss.datasets import get_dataset
     from dgss.device import check_device
+    from dgss.extract.dataset_files import changed_files, changed_files_error, files_attrs
     from dgss.extract.extractor import FeatureExtractor, make_config
     from dgss.backbone.shipped import resolve_model
     from dgss.store import FeatureStore, config_key
@@ -242,8 +243,11 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         splits=[reader.split_of(image_id) for image_id in ids],
         arrays=extractor.entry_arrays(max_native_shape),
         coords=extractor.entry_coords(),
-        attrs={**extractor.entry_attrs(), "command": request.command, "data_root": str(request.data_root or "")},
+        attrs={**extractor.entry_attrs(), "command": request.command, "data_root": str(request.data_root or ""),
+               **files_attrs(reader)},
     )
+    if changed_files(entry, reader.files_digest()) and not request.overwrite:
+        raise changed_files_error(entry, store.location)
     todo = _todo(entry, selection, labelled, overwrite=request.overwrite)
     written, tasks = [], todo
     if first is not None and todo[:1] == selection[:1]:  # else another run has written it meanwhile
@@ -275,6 +279,8 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
             )
     finally:
         _WORKER_CACHE.pop(task, None)
+    if request.overwrite and len(selection) == len(ids):  # every image is now of the folder's current files
+        entry.group.attrs.update(files_attrs(reader))
     computed = sum(index is not None for index in written)
     return ExtractionSummary(reader.name, entry.key, computed, len(selection) - len(todo), len(ids), len(selection),
                              len(todo) - computed, labelled.count(False))

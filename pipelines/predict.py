@@ -6,7 +6,9 @@ made (same config, checked by the model digest), then fed to the heads; nothing 
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -15,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from PIL import Image
-from tqdm import tqdm
 
 from dgss.aggregate.data import head_image
 from dgss.aggregate.inference import image_prediction
-from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run
+from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run, run_store
 from dgss.backbone.loading import load_backbone
-from dgss.backbone.shipped import resolve_model
+from dgss.backbone.shipped import backbone_reference, resolve_model
 from dgss.datasets import derive_fov, read_image
 from dgss.datasets.image_io import IMAGE_SUFFIXES, file_stem, is_image_file, read_mask
 from dgss.device import check_device
@@ -31,12 +32,14 @@ from dgss.extract.extractor import FeatureExtractor, canvas_fill
 from dgss.extract.preprocess import to_canvas
 from dgss.files import write_bytes_atomic
 from dgss.plotting import write_png
+from dgss.progress import Progress, log_file
 from dgss.store import FeatureStore
 from dgss.store.schema import feature_array
 
 logger = logging.getLogger("dgss")
 
 VESSEL_TINT = np.array([40, 255, 80], dtype=np.float32)
+PROVENANCE_FILE = "provenance.json"
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,11 @@ def predict_images(
     skip_existing: bool = False,
 ) -> list[Prediction]:
     """Segment `images` (files, or folders of image files); write `<stem>_prob.png`, `<stem>_mask.png` and
-    `<stem>_overlay.png` per image, and `<stem>_prob.tif` (float32 probability) with `save_probabilities`.
+    `<stem>_overlay.png` per image, and `<stem>_prob.tif` (float32 probability) with `save_probabilities`; then
+    `provenance.json` (run, backbone, thresholds, dgss version) and a `log.txt` of the run beside them.
 
-    The backbone is `model`, else the one recorded in the run's store entry, else the shipped one; it must have
+    The backbone is `model`, else the one the run records (its store entry's, for older runs), else the shipped
+    one; it must have
     the digest the run's features were extracted with. `field_of_view_deg` is the field angle of the camera that
     took the images: it sets their size on the canvas when the run's cache spans a field angle (`canvas_field_deg`).
     `fov_dir` holds a FOV mask per image (`<stem>.<any image suffix>`) used instead of the FOV derived from the
@@ -94,12 +99,31 @@ def predict_images(
     fill = canvas_fill(extractor.config.canvas_field_deg, field_of_view_deg)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for plan in tqdm(planned, desc="predict", unit="image", disable=None):
-        if skip_existing and all(path.is_file() for path in plan.files):
-            written.append(replace(plan, skipped=True))
-        else:
-            written.append(_predict_one(plan, masks.get(plan.image), run, extractor, fill))
+    with log_file(out), Progress(len(planned), "predict", "images") as progress:
+        for plan in planned:
+            if skip_existing and all(path.is_file() for path in plan.files):
+                written.append(replace(plan, skipped=True))
+            else:
+                written.append(_predict_one(plan, masks.get(plan.image), run, extractor, fill))
+            progress.step(image=plan.image.name, skipped="yes" if written[-1].skipped else "no")
+    write_provenance(out / PROVENANCE_FILE, run, extractor, written)
     return written
+
+
+def write_provenance(path: Path, run: Run, extractor: FeatureExtractor, written: Sequence[Prediction]) -> None:
+    """What made the outputs beside it: the run, its backbone, the thresholds and the dgss version, so that a
+    folder of masks found later says where it came from."""
+    record = {
+        "run": str(run.path.resolve()),
+        "key": run.key,
+        "backbone": backbone_reference(extractor.backbone.name),
+        "model_digest": extractor.config.model_digest,
+        "thresholds": "otsu, per image" if run.per_image_threshold else list(run.thresholds),
+        "tile": run.tile,
+        "dgss_version": importlib.metadata.version("dgss"),
+        "images": [str(plan.image) for plan in written],
+    }
+    write_bytes_atomic(path, (json.dumps(record, indent=2) + "\n").encode())
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -156,7 +180,8 @@ def _planned(image: Path, out: Path, save_probabilities: bool) -> Prediction:
 def run_extractor(run: Run, run_dir: str | Path, model: str | None, device: str) -> FeatureExtractor:
     """The run's feature extractor, refusing a backbone other than the one its features came from."""
     config = ExtractionConfig.from_dict(run.record.extraction_config)
-    backbone = load_backbone(resolve_model(model or _recorded_model(run.record.store, run.key)), device)
+    recorded = run.record.backbone or _recorded_model(run_store(run.record, run.path), run.key)
+    backbone = load_backbone(resolve_model(model or recorded), device)
     if backbone.digest != config.model_digest:
         raise ModelError(
             f"model {backbone.name} (digest {backbone.digest[:16]}) is not the one run {run_dir} was trained on "
@@ -166,7 +191,8 @@ def run_extractor(run: Run, run_dir: str | Path, model: str | None, device: str)
 
 
 def _recorded_model(store: str, key: str) -> str | None:
-    """The model path/id written into the store entry the run was trained on, when that store can still be read.
+    """The model path/id written into the store entry the run was trained on (for a run.json from before runs
+    recorded their backbone), when that store can still be read.
 
     Only a hint: whatever model is chosen must match the run's digest (checked next), so a store that is gone or
     unreachable (deleted, offline, no credentials for its URL) means the shipped backbone, with a warning.
@@ -177,8 +203,9 @@ def _recorded_model(store: str, key: str) -> str | None:
             if info.key == key:
                 return cache.entry(info.dataset, key).attrs.get("model")
     except Exception as error:  # any fsspec backend's error: the lookup is optional
-        logger.warning("cannot read the run's store %s (%s: %s); using the shipped backbone unless --model is given",
-                       store, type(error).__name__, error)
+        reason = str(error) if isinstance(error, DgssError) else f"{type(error).__name__}: {error}"
+        logger.warning("cannot read the run's store %s (%s); using the shipped backbone unless --model is given",
+                       store, reason)
     return None
 
 

@@ -135,7 +135,8 @@ def test_the_mean_row_averages_each_metric_over_the_images_where_it_is_defined(r
 
 def test_target_not_in_the_store_says_how_to_add_it(aggregate_trained, tmp_path):
     store, run_dir = aggregate_trained
-    expected = f"no features for CHASE_DB1.*cached: .*SRC.*dgss extract --dataset CHASE_DB1 --store {store}"
+    expected = (f"no features for CHASE_DB1 .*`dgss extract --dataset CHASE_DB1 --store {store} --model synthetic "
+                "--blocks up_blocks.0,up_blocks.1,up_blocks.2 --timesteps 1,10 --input-size 32` would add it")
     with pytest.raises(StoreError, match=expected):
         evaluate_run(run_dir, store, ["CHASE_DB1"], tmp_path / "report")
 

@@ -1,6 +1,8 @@
 """The run folder: round trip, checks on load, and how the ensemble combines its members."""
 
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -134,3 +136,19 @@ def test_test_time_flips_make_the_prediction_follow_a_flipped_canvas(aggregate_t
     by_hand = torch.stack([undo_symmetry(predict_probabilities(plain, apply_symmetry(batch, plain.spec, s)), s)
                            for s in SYMMETRIES]).mean(dim=0)
     torch.testing.assert_close(predict_probabilities(flipped, batch), by_hand)
+
+
+def test_run_json_names_its_store_relative_to_the_run_so_both_can_move_together(aggregate_store, tmp_path):
+    from dgss.aggregate.evaluation import evaluate_run
+    from dgss.aggregate.training import HeadTrainingConfig, fit_head
+
+    config = HeadTrainingConfig(head="mlp", head_params={"hidden": [4]}, epochs=1, validation_fraction=0.0)
+    fit_head(aggregate_store, ["SRC"], tmp_path / "runs" / "a", config)
+    record = json.loads((tmp_path / "runs" / "a" / "run.json").read_text())
+    assert record["store"] == os.path.join("..", "..", "store") and record["backbone"] == "synthetic"
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(tmp_path / "runs", moved / "runs")
+    shutil.move(aggregate_store, moved / "store")
+    results = evaluate_run(moved / "runs" / "a", None, ["TGT"], tmp_path / "report", overlays=0)
+    assert results["store"] == str(moved / "store") and results["targets"]["TGT"]["n_images"] == 2

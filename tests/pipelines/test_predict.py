@@ -1,5 +1,6 @@
 """`dgss predict`: new image files -> probability, mask and overlay at their native size, with the run's backbone."""
 
+import json
 import logging
 import shutil
 import sys
@@ -65,15 +66,50 @@ def test_another_backbone_is_refused(trained_run, photo, tmp_path, extract_model
         predict_images(trained_run, [photo], tmp_path / "out", model=str(other))
 
 
+def _old_run(trained_run: Path, folder: Path) -> Path:
+    """A copy of the run whose run.json predates the recorded backbone (and names its store absolutely)."""
+    shutil.copytree(trained_run, folder)
+    record = json.loads((folder / "run.json").read_text())
+    del record["backbone"]
+    record["store"] = str((trained_run / record["store"]).resolve())
+    (folder / "run.json").write_text(json.dumps(record))
+    return folder
+
+
 def test_an_unreachable_store_falls_back_to_the_shipped_backbone_with_a_warning(trained_run, photo, tmp_path,
                                                                                 monkeypatch, caplog):
     def denied(*args, **kwargs):
         raise PermissionError("Access Denied")  # what s3fs raises for a bucket without credentials
 
     monkeypatch.setattr(predict_module, "FeatureStore", denied)
+    old = _old_run(trained_run, tmp_path / "old")
     with caplog.at_level(logging.WARNING, logger="dgss"), pytest.raises(ModelError, match="is not the one run"):
-        predict_images(trained_run, [photo], tmp_path / "out")  # the shipped backbone: another digest
+        predict_images(old, [photo], tmp_path / "out")  # the shipped backbone: another digest
     assert "cannot read the run's store" in caplog.text and "PermissionError: Access Denied" in caplog.text
+
+
+def test_a_moved_run_folder_finds_its_backbone_and_writes_its_provenance(trained_run, photo, tmp_path, caplog):
+    """run.json names the backbone, so a run copied away from its store needs no --model and no store."""
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.copytree(trained_run, moved)
+    with caplog.at_level(logging.WARNING, logger="dgss"):
+        predict_images(moved, [photo], tmp_path / "out")
+    assert not caplog.records
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert provenance["run"] == str(moved.resolve()) and provenance["images"] == [str(photo)]
+    assert provenance["backbone"] == json.loads((moved / "run.json").read_text())["backbone"] != ""
+    assert provenance["dgss_version"] and len(provenance["thresholds"]) == 1
+    assert "predict: 1/1 images" in (tmp_path / "out" / "log.txt").read_text()
+
+
+def test_an_old_moved_run_says_its_store_is_gone_in_plain_words(trained_run, photo, tmp_path, caplog):
+    old = _old_run(trained_run, tmp_path / "old")
+    record = json.loads((old / "run.json").read_text())
+    record["store"] = str(tmp_path / "gone.zarr")  # the store stayed on the other machine
+    (old / "run.json").write_text(json.dumps(record))
+    with caplog.at_level(logging.WARNING, logger="dgss"), pytest.raises(ModelError, match="is not the one run"):
+        predict_images(old, [photo], tmp_path / "out")
+    assert "no dgss store at" in caplog.text and "_NoStore" not in caplog.text
 
 
 def test_an_unreadable_image_is_one_line(trained_run, tmp_path, capsys, monkeypatch):
@@ -217,7 +253,8 @@ def test_a_folder_means_the_image_files_directly_in_it_sorted(trained_run, photo
     written = predict_images(trained_run, [photo_folder, photo_folder / "a.png", photo], tmp_path)
     assert [item.image.name for item in written] == ["a.png", "b.jpg", "patient.7.jpg"]
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
-        f"{stem}_{kind}.png" for stem in ("a", "b", "patient.7") for kind in ("prob", "mask", "overlay"))
+        [f"{stem}_{kind}.png" for stem in ("a", "b", "patient.7") for kind in ("prob", "mask", "overlay")]
+        + ["log.txt", "provenance.json"])
 
 
 def test_save_probabilities_writes_the_float32_probability_as_tif(trained_run, photo, tmp_path):
@@ -260,8 +297,9 @@ def test_a_threshold_that_is_neither_a_probability_nor_otsu_is_a_usage_error(tra
 
 
 def _stamps(folder) -> dict[str, tuple[int, int]]:
-    """Inode and mtime of every file: an atomic rewrite changes both."""
-    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in folder.iterdir()}
+    """Inode and mtime of every image's output file: an atomic rewrite changes both."""
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in folder.iterdir()
+            if path.name not in ("log.txt", "provenance.json")}
 
 
 def test_continue_skips_images_whose_outputs_exist_and_redoes_the_rest(trained_run, photo_folder, tmp_path,
@@ -323,6 +361,7 @@ def test_a_missing_input_or_fov_folder_is_refused_before_any_work(trained_run, p
     with pytest.raises(DgssError, match=f"FOV folder {tmp_path / 'masks'} does not exist"):
         predict_images(trained_run, [photo], tmp_path / "out", fov_dir=tmp_path / "masks")
     assert not (tmp_path / "out").exists()
+
 
 def test_a_notebook_gets_the_probability_predict_writes(trained_run, photo, tmp_path):
     """`dgss.load_run(RUN).predict(photo)`: the same numbers as `dgss predict`'s float TIFF, as an array of the
