@@ -31,6 +31,8 @@ from torch import nn
 from dgss.aggregate.checkpoint import CHECKPOINT_FILE
 from dgss.aggregate.heads import build_head, recorded_head_params
 from dgss.aggregate.report import write_json, write_loss_curve
+from dgss.aggregate.safetensors_bytes import canonical_safetensors
+from dgss.aggregate.settings import InferenceSettings
 from dgss.aggregate.spec import CacheSpec
 from dgss.datasets.photometric import viewed_dataset
 from dgss.errors import RunError
@@ -40,13 +42,13 @@ from dgss.files import atomic_path
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
-DEFAULT_TILE = 512
+DEFAULT_TILE = InferenceSettings.tile.default
 """Side of the tiles a head is applied in, canvas pixels: the whole default 512 px canvas in one call."""
 DEFAULT_THRESHOLD = 0.5
 """Decision threshold of a member with no validation-chosen one (a run trained without validation images)."""
 OTSU = "otsu"
 """The `threshold` that asks for a per-image threshold reading no label (see `otsu_threshold`)."""
-DEFAULT_TILE_CONTEXT = 96
+DEFAULT_TILE_CONTEXT = InferenceSettings.tile_context.default
 """Margin dropped from each inner tile edge, canvas pixels: the receptive field of the T&S-FreqAgg head at the
 default strides (96 px, measured by its gradient), so tiles give the same logits as a whole canvas."""
 
@@ -156,6 +158,7 @@ def write_head(out_dir: Path, name: str, head: nn.Module, head_name: str, member
     """Write one member's weights atomically."""
     with atomic_path(out_dir / name) as temporary:
         save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
+        temporary.write_bytes(canonical_safetensors(temporary.read_bytes()))
         os.chmod(temporary, 0o644)
 
 
