@@ -5,6 +5,12 @@ from typing import Annotated
 
 import typer
 
+DEFAULT_STORE = "features.zarr"
+"""The feature store every command reads and writes unless given --store."""
+STORE_HELP = "Feature store: a directory or a URL such as s3://bucket/cache.zarr or file:///shared/cache.zarr."
+HELP_MIN_WIDTH = 120
+"""`--help` is laid out at least this wide, so that a narrow terminal wraps help text instead of cutting option names."""
+
 app = typer.Typer(
     name="dgss",
     help="Domain-generalizable retinal vessel segmentation from cached diffusion features.",
@@ -50,3 +56,12 @@ def threshold_value(text: str | None) -> float | str | None:
     if not 0.001 <= value <= 0.999:
         raise typer.BadParameter(f"{text!r} is neither a threshold from 0.001 to 0.999 nor 'otsu'")
     return value
+
+
+def wide_enough_help() -> None:
+    """Lay `--help` out at least HELP_MIN_WIDTH columns wide (the terminal's width where it is wider)."""
+    import shutil
+
+    from typer import rich_utils
+
+    rich_utils.MAX_WIDTH = max(shutil.get_terminal_size().columns, HELP_MIN_WIDTH)

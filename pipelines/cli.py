@@ -5,7 +5,7 @@ import sys
 
 from dgss.errors import DgssError
 from dgss.pipelines.allocator import reuse_freed_memory
-from dgss.pipelines.app import app
+from dgss.pipelines.app import app, wide_enough_help
 from dgss.progress import ConsoleHandler
 
 # Importing a command module registers its commands on `app`, in the order `dgss --help` lists them.
@@ -29,8 +29,14 @@ def main() -> None:
     terminal (`dgss.progress`)."""
     logging.basicConfig(level=logging.WARNING, handlers=[ConsoleHandler()])
     reuse_freed_memory()
+    wide_enough_help()
     try:
         app()
     except DgssError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         sys.exit(1)
+
+
+def one_line(message: str) -> str:
+    """`message` with control characters escaped (a path typed with a newline in it), so an error stays one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)

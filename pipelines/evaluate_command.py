@@ -5,7 +5,9 @@ from typing import Annotated
 
 import typer
 
-from dgss.pipelines.app import app, threshold_value
+from dgss.aggregate.settings import InferenceSettings as Inference
+from dgss.pipelines.app import STORE_HELP, app, threshold_value
+from dgss.pipelines.options import comma_list, inference_tile, option
 
 
 @app.command("evaluate")
@@ -13,15 +15,14 @@ def evaluate_command(
     run: Annotated[Path, typer.Option(help="Run folder written by `dgss fit-head`.")],
     target: Annotated[str, typer.Option(help="Comma list of cached target datasets, e.g. CHASE_DB1,HRF (their "
                                              "test split where they have one, else all images).")],
-    store: Annotated[str | None, typer.Option(help="Feature store holding the targets, a directory or a URL "
-                                                   "(default: the run's store).")] = None,
+    store: Annotated[str | None, typer.Option(help=f"{STORE_HELP} Default: the store the run was trained "
+                                                   "from.")] = None,
     report: Annotated[Path | None, typer.Option(help="Folder for scores and overlays (default: RUN/evaluation).")] = None,
     overlays: Annotated[int, typer.Option(min=0, help="Overlay PNGs per target.")] = 3,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
-    tile: Annotated[int, typer.Option(min=0, help="Side of the tiles the heads are applied in, canvas pixels; 0: the "
-                                                  "whole canvas at once.")] = 512,
-    tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
-                                                          "pixels.")] = 96,
+    tile: Annotated[int | None, option(Inference.tile)] = None,
+    tta: Annotated[bool | None, option(Inference.tta)] = None,
+    tile_context: Annotated[int | None, option(Inference.tile_context)] = None,
     allow_training_images: Annotated[bool, typer.Option(help="Score target images the run was trained on "
                                                              "(refused by default; counted in the report).")] = False,
     threshold: Annotated[str | None, typer.Option(metavar="T|otsu", callback=threshold_value, help="Decision threshold of every head, 0.001 "
@@ -38,11 +39,14 @@ def evaluate_command(
 
     check_device(device)
 
-    targets = [name.strip() for name in target.split(",") if name.strip()]
+    targets = list(comma_list(target, "--target"))
     report_dir = report if report is not None else run / "evaluation"
     results = evaluate_run(run, store, targets, report_dir, device=device, overlays=overlays,
-                           tile=tile or None, tile_context=tile_context, allow_training_images=allow_training_images,
-                           threshold=threshold, overwrite=overwrite)
+                           tile=inference_tile(tile),
+                           tile_context=Inference.tile_context.default if tile_context is None else tile_context,
+                           allow_training_images=allow_training_images,
+                           threshold=threshold, overwrite=overwrite,
+                           flips=bool(tta))
     typer.echo(pooled_table(results))
     folders = ", ".join(str(target_report_dir(report_dir, name)) for name in results["targets"])
     typer.echo(f"scores and overlays written to {folders}")

@@ -5,7 +5,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from dgss.aggregate.settings import InferenceSettings as Inference
 from dgss.pipelines.app import app, threshold_value
+from dgss.pipelines.options import inference_tile, option
+from dgss.settings import Setting
+
+FIELD_DEG = Setting(name="field_deg", kind=float, default=45.0, low=1,
+                    help="Field angle of the camera that took the images, degrees; used when the run's cache was "
+                         "extracted with --canvas-field-deg.")
 
 
 @app.command()
@@ -16,13 +23,9 @@ def predict(
     out: Annotated[Path, typer.Option(help="Folder for <stem>_prob.png, <stem>_mask.png, <stem>_overlay.png.")] = Path("predictions"),
     model: Annotated[Optional[str], typer.Option(help="Backbone the run's features came from; default: the one recorded in the run's store.")] = None,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, mps.")] = "cpu",
-    tile: Annotated[int, typer.Option(min=0, help="Side of the tiles the heads are applied in, canvas pixels; 0: the "
-                                                  "whole canvas at once.")] = 512,
-    tile_context: Annotated[int, typer.Option(min=0, help="Margin dropped from each inner tile edge, canvas "
-                                                          "pixels.")] = 96,
-    field_deg: Annotated[float, typer.Option(min=1, help="Field angle of the camera that took the images, degrees; "
-                                                         "used when the run's cache was extracted with "
-                                                         "--canvas-field-deg.")] = 45.0,
+    tile: Annotated[int | None, option(Inference.tile)] = None,
+    tile_context: Annotated[int | None, option(Inference.tile_context)] = None,
+    field_deg: Annotated[float | None, option(FIELD_DEG)] = None,
     fov: Annotated[Optional[Path], typer.Option(metavar="MASK_DIR", help="Folder of FOV masks named by image "
                                                 "stem (<stem>.png, .gif, .tif, ...) used instead of the FOV "
                                                 "derived from each photo.")] = None,
@@ -32,18 +35,20 @@ def predict(
                                                      "source validation images.")] = None,
     save_probabilities: Annotated[bool, typer.Option(help="Also write <stem>_prob.tif, the float32 probability at "
                                                           "native resolution.")] = False,
-    continue_: Annotated[bool, typer.Option("--continue", help="Skip images whose outputs all exist in --out (an "
-                                                               "interrupted run continues).")] = False,
+    resume: Annotated[bool, typer.Option(help="Skip images whose outputs all exist in --out (an interrupted run "
+                                              "resumes).")] = False,
 ) -> None:
     """Compute features with the run's extraction config and segment each image at its native resolution."""
     from dgss.pipelines.predict import predict_images  # here, so that `dgss --help` does not import torch
 
-    written = predict_images(run, images, out, model=model, device=device, tile=tile or None,
-                             tile_context=tile_context, field_of_view_deg=field_deg, fov_dir=fov,
-                             threshold=threshold, save_probabilities=save_probabilities, skip_existing=continue_)
+    written = predict_images(run, images, out, model=model, device=device, tile=inference_tile(tile),
+                             tile_context=Inference.tile_context.default if tile_context is None else tile_context,
+                             field_of_view_deg=FIELD_DEG.default if field_deg is None else field_deg, fov_dir=fov,
+                             threshold=threshold, save_probabilities=save_probabilities, skip_existing=resume)
     for prediction in written:
         if not prediction.skipped:
             typer.echo(f"{prediction.image} -> {prediction.mask}")
     skipped = sum(prediction.skipped for prediction in written)
     if skipped:
         typer.echo(f"skipped {skipped} of {len(written)} image(s) whose outputs already exist in {out}")
+

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dgss.errors import StoreError
-from dgss.pipelines.app import app
+from dgss.pipelines.app import DEFAULT_STORE, STORE_HELP, app
 
 if TYPE_CHECKING:  # zarr is imported by the command itself, so that `dgss --help` stays fast
     from dgss.store import Entry
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # zarr is imported by the command itself, so that `dgss --hel
 
 @app.command()
 def verify(
-    store: Annotated[str, typer.Option(help="Feature store: a directory or a URL such as s3://bucket/cache.zarr.")],
+    store: Annotated[str, typer.Option(help=STORE_HELP)] = DEFAULT_STORE,
     dataset: Annotated[str | None, typer.Option(help="Check this dataset's entries only; default every entry.")] = None,
     repair: Annotated[
         bool, typer.Option("--repair", help="Unmark damaged images, so the next `dgss extract` recomputes just them.")

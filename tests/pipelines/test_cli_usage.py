@@ -7,6 +7,7 @@ import pytest
 
 from dgss.pipelines.app import app
 from dgss.pipelines.cli import main
+from dgss.pipelines.options import setting_of
 
 COMMANDS = sorted(command.name or command.callback.__name__.replace("_", "-") for command in app.registered_commands)
 
@@ -55,8 +56,10 @@ def _numeric_options() -> list[tuple[str, str, float]]:
             if param.param_type_name != "option" or param.is_flag:
                 continue
             annotation = str(param.type_descriptor) if hasattr(param, "type_descriptor") else ""
-            if param.min is not None or "int" in annotation or "float" in annotation:
-                found.append((name, param.opts[0], param.min))
+            setting = setting_of(param)
+            minimum = setting.low if setting is not None else param.min
+            if minimum is not None or "int" in annotation or "float" in annotation:
+                found.append((name, param.opts[0], minimum))
     return found
 
 

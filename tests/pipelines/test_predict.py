@@ -302,17 +302,17 @@ def _stamps(folder) -> dict[str, tuple[int, int]]:
             if path.name not in ("log.txt", "provenance.json")}
 
 
-def test_continue_skips_images_whose_outputs_exist_and_redoes_the_rest(trained_run, photo_folder, tmp_path,
+def test_resume_skips_images_whose_outputs_exist_and_redoes_the_rest(trained_run, photo_folder, tmp_path,
                                                                          monkeypatch, capsys):
     out = tmp_path / "out"
     args = ["--run", trained_run, "--out", out, "--save-probabilities", photo_folder]
     assert _run_cli(monkeypatch, capsys, *args)[0] == 0
     first = _stamps(out)
     assert len(first) == 8
-    code, printed, _ = _run_cli(monkeypatch, capsys, *args, "--continue")
+    code, printed, _ = _run_cli(monkeypatch, capsys, *args, "--resume")
     assert code == 0 and "skipped 2 of 2" in printed and _stamps(out) == first
     (out / "b_prob.tif").unlink()
-    code, printed, _ = _run_cli(monkeypatch, capsys, *args, "--continue")
+    code, printed, _ = _run_cli(monkeypatch, capsys, *args, "--resume")
     assert code == 0 and "skipped 1 of 2" in printed and "b.jpg" in printed
     again = _stamps(out)
     assert set(again) == set(first) and again["a_mask.png"] == first["a_mask.png"]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 
 from dgss.errors import StoreError
-from dgss.pipelines.app import app
+from dgss.pipelines.app import DEFAULT_STORE, app
 from dgss.pipelines.info_command import info
 from dgss.store import FeatureStore
 from dgss.store.integrity import chunk_path
@@ -41,20 +41,13 @@ def test_info_flags_done_images_with_a_missing_chunk(tmp_path: Path) -> None:
     assert f"dgss verify --store {tmp_path} --repair" in result.output
 
 
-def test_info_still_takes_the_store_as_an_argument_for_old_scripts(tmp_path: Path) -> None:
-    FeatureStore(tmp_path).require_entry(**entry_kwargs())
-    for args in ([str(tmp_path)], [str(tmp_path), "--store", str(tmp_path)]):
-        result = invoke_alone(info, *args)
-        assert result.exit_code == 0 and "SYNTH-A  key" in result.output, result.output
-
-
-def test_info_with_two_different_stores_is_refused(tmp_path: Path) -> None:
-    result = invoke_alone(info, str(tmp_path / "a.zarr"), "--store", str(tmp_path / "b.zarr"))
-    assert isinstance(result.exception, StoreError)
-    message = str(result.exception)
-    assert "a.zarr" in message and "b.zarr" in message and "\n" not in message
-
-
-def test_info_without_a_store_is_a_usage_error(tmp_path: Path) -> None:
+def test_info_reads_the_default_store_when_none_is_named(tmp_path: Path, monkeypatch) -> None:
+    FeatureStore(tmp_path / DEFAULT_STORE).require_entry(**entry_kwargs())
+    monkeypatch.chdir(tmp_path)
     result = invoke_alone(info)
-    assert result.exit_code == 2 and "--store" in result.output
+    assert result.exit_code == 0 and "SYNTH-A  key" in result.output, result.output
+
+
+def test_info_takes_no_positional_store(tmp_path: Path) -> None:
+    result = invoke_alone(info, str(tmp_path))
+    assert result.exit_code == 2 and "unexpected extra argument" in result.output.lower(), result.output
