@@ -22,7 +22,9 @@ from dgss.extract.blocks import check_blocks, default_blocks, group_levels, list
 from dgss.extract.config import ExtractionConfig, check_field_angle, check_timesteps, default_timesteps
 from dgss.extract.features import extract_features
 from dgss.extract.precision import round_mantissa
-from dgss.extract.preprocess import cut_tiles, image_tensor, stitch_tiles, tile_starts, to_canvas
+from dgss.extract.preprocess import (check_fundus_photo, cut_tiles, image_tensor, stitch_tiles, tile_starts,
+                                     to_canvas)
+from dgss.extract.settings import ExtractionSettings
 from dgss.store import ArraySpec
 from dgss.store.geometry import Geometry
 from dgss.store.schema import BlockLayout, EntryLayout, band_names, banded_size, feature_array, halves_maps
@@ -195,6 +197,7 @@ class FeatureExtractor:
 
     def feature_maps(self, canvas_image: np.ndarray, canvas_fov: np.ndarray) -> dict[str, np.ndarray]:
         """Per block, (timestep, band, channel, y, x) float16 features of a (canvas_y, canvas_x, rgb) uint8 image.
+        check_fundus_photo(sample.image, sample.fov, self.config.canvas_size, f"image {sample.id!r}")
 
         With an appearance target in the config, the image's colours inside `canvas_fov` ((y, x) bool) are first
         matched to it.

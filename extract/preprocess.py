@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dgss.errors import DatasetError
 from dgss.store.geometry import Geometry
 
 
@@ -43,6 +44,33 @@ def fov_box(fov: np.ndarray) -> tuple[int, int, int, int]:
     if rows.size == 0:
         return 0, 0, fov.shape[0], fov.shape[1]
     return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+MAX_UPSCALE = 8
+"""How many times a photo's field of view may be enlarged to fill the canvas: a smaller photo holds too few pixels to
+show a vessel (a 1x1 photo would be segmented as a flat disc)."""
+
+
+def check_fundus_photo(image: np.ndarray, fov: np.ndarray, canvas_size: int, name: str) -> None:
+    """Refuse, naming the photo, one that cannot be a fundus photo at all: one colour everywhere (a blank or black
+    frame), no field of view, or a field of view too small for the canvas (more than MAX_UPSCALE times enlarged).
+
+    Raises
+    ------
+    DatasetError
+        The photo and why, with the smallest field-of-view side this canvas takes.
+    """
+    if image.size == 0 or image.min() == image.max():
+        raise DatasetError(f"{name} is one colour everywhere ({image.shape[1]}x{image.shape[0]} px): not a fundus "
+                           "photo; leave it out")
+    if not fov.any():
+        raise DatasetError(f"{name} has no field of view (no bright retina on a dark border): not a fundus photo, or "
+                           "give its FOV mask")
+    _, _, height, width = fov_box(fov)
+    smallest = math.ceil(canvas_size / MAX_UPSCALE)
+    if min(height, width) < smallest:
+        raise DatasetError(f"{name}: its field of view is {width}x{height} px, too small for the {canvas_size} px "
+                           f"canvas (at least {smallest} px a side): use the photo at its full resolution")
 
 
 def to_canvas(

@@ -29,7 +29,7 @@ from dgss.device import check_device
 from dgss.errors import DgssError, ModelError
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.extractor import FeatureExtractor, canvas_fill
-from dgss.extract.preprocess import to_canvas
+from dgss.extract.preprocess import check_fundus_photo, to_canvas
 from dgss.files import write_bytes_atomic
 from dgss.plotting import write_png
 from dgss.progress import Progress, log_file
@@ -249,6 +249,7 @@ def segment_image(image: np.ndarray, fov: np.ndarray, run: Run, extractor: Featu
     mask : (native_y, native_x) bool, the members' majority vote at their thresholds, inside `fov`
     """
     canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
+    check_fundus_photo(image, fov, extractor.config.canvas_size, name)
                        fov_crop=extractor.config.fov_crop, fill=fill)
     features = extractor.feature_maps(canvas.image, canvas.fov)
     batch = {feature_array(name): maps[None] for name, maps in features.items()}
