@@ -179,7 +179,11 @@ def resolve_sources(store: FeatureStore, sources: Sequence[str], key: str | None
     if not sources:
         raise StoreError("no source dataset given: name one or more with --source, e.g. --source DRIVE,STARE")
     sources = [canonical_name(source) for source in sources]  # folder:mini and folder:/abs/mini are one
-    entries = [_source_entry(store, source, key, sources) for source in dict.fromkeys(sources)]
+    repeated = sorted({source for source in sources if list(sources).count(source) > 1})
+    if repeated:
+        raise DgssError(f"source {', '.join(repeated)} given twice: name each source once (--source), or it would "
+                        "be trained on twice")
+    entries = [_source_entry(store, source, key, sources) for source in sources]
     for entry in entries:
         check_unchanged(entry, store.location)
     keys = {entry.key for entry in entries}

@@ -18,8 +18,8 @@ def check_device(device: str) -> str:
 
     try:
         parsed = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise DeviceError(f"device {device!r} is not a torch device ({error}); use cpu, cuda, cuda:N or mps") from None
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"device {device!r} is not a torch device; use cpu, cuda, cuda:N or mps") from None
     if parsed.type == "cuda":
         _check_cuda(device, parsed.index)
     elif parsed.type == "mps" and not torch.backends.mps.is_available():

@@ -337,6 +337,9 @@ def _url_store(url: str) -> zarr.storage.FsspecStore:
     Listings are never cached: worker processes write the store meanwhile, and a cached listing would hide their
     objects (a done image would read as damaged).
     """
+    protocol, location = fsspec.core.split_protocol(url)
+    if not location.strip("/"):
+        raise StoreError(f"store URL {url} names no bucket or folder: give one, e.g. {protocol}://bucket/cache.zarr")
     try:
         return zarr.storage.FsspecStore.from_url(url, storage_options={"use_listings_cache": False})
     except ImportError as error:
