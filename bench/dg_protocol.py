@@ -21,6 +21,8 @@ over seeds are written as a markdown table (.md) and, per variant, a chart of Di
     .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
     .venv/bin/python bench/dg_protocol.py --store S --variant flips --options=--flips --protocol single-DRIVE --seeds 0
     .venv/bin/python bench/dg_protocol.py --store S --variant otsu --runs-of default --threshold otsu   # no fitting
+    .venv/bin/python bench/dg_protocol.py --store S --variant default-tta --runs-of default --tta   # test-time flips
+    .venv/bin/python bench/dg_protocol.py --store S --head unet-reference --protocol single-DRIVE   # the strong U-Net
     .venv/bin/python bench/dg_protocol.py --store S --variant photo2 --views 2   # + DRIVE+photo1, DRIVE+photo2, ...
 
 --views K adds photometric views 1..K of every source as extra sources (`dgss extract --dataset DRIVE+photo1`
@@ -48,7 +50,10 @@ PROTOCOLS = {
     "loo-STARE": (["DRIVE", "CHASE_DB1"], ["STARE"]),
     "loo-CHASE_DB1": (["DRIVE", "STARE"], ["CHASE_DB1"]),
 }
-HEADS = {"tsfreqagg": [], "mlp": ["--head", "mlp"], "unet": ["--head", "unet"]}
+HEADS = {"tsfreqagg": [], "mlp": ["--head", "mlp"], "unet": ["--head", "unet"],
+         "unet-reference": ["--recipe", "unet-reference"]}
+"""`unet` is dgss's old U-Net at the fit-head defaults; `unet-reference` the strong plain U-Net every DG table compares
+against (`dgss fit-head --recipe unet-reference`)."""
 METRICS = ("dice", "auc_roc", "auc_pr", "sensitivity", "specificity")
 COLUMNS = ("variant", "protocol", "target", "unseen", "head", "seed", *METRICS, "image_dice_mean", "threshold",
            "n_images", "fit_s", "eval_s")
@@ -63,18 +68,21 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def report_name(threshold: str | None) -> str:
-    """The run's evaluation folder for a `dgss evaluate --threshold` (None: the run's own thresholds)."""
-    return "evaluation" if threshold is None else f"evaluation-threshold-{threshold}"
+def report_name(threshold: str | None, tta: bool = False) -> str:
+    """The run's evaluation folder for a `dgss evaluate --threshold` (None: the run's own thresholds), `--tta`."""
+    name = "evaluation" if threshold is None else f"evaluation-threshold-{threshold}"
+    return f"{name}-tta" if tta else name
 
 
-def eval_name(threshold: str | None) -> str:
+def eval_name(threshold: str | None, tta: bool = False) -> str:
     """The timing entry of that evaluation."""
-    return "eval_s" if threshold is None else f"eval_s_threshold_{threshold}"
+    name = "eval_s" if threshold is None else f"eval_s_threshold_{threshold}"
+    return f"{name}_tta" if tta else name
 
 
 def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: list[str], head: str, seed: int,
-            options: list[str], key: str | None, threshold: str | None = None) -> dict[str, float]:
+            options: list[str], key: str | None, threshold: str | None = None, tta: bool = False
+            ) -> dict[str, float]:
     """Fit (or resume, or reuse) one run and evaluate it (or reuse its scores); the seconds each took now."""
     timing_file = run_dir / "bench_timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
@@ -83,9 +91,9 @@ def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: 
         timing["fit_s"] = timed([dgss, "fit-head", "--source", ",".join(sources), "--store", str(store), "--out",
                                  str(run_dir), "--seed", str(seed), "--resume", *keyed, *HEADS[head], *options])
         timing = {"fit_s": timing["fit_s"]}  # every evaluation of the old fit is stale
-    report, eval_key = run_dir / report_name(threshold), eval_name(threshold)
+    report, eval_key = run_dir / report_name(threshold, tta), eval_name(threshold, tta)
     if not all((report / target / "scores.json").is_file() for target in targets) or eval_key not in timing:
-        given = [] if threshold is None else ["--threshold", threshold]
+        given = ([] if threshold is None else ["--threshold", threshold]) + (["--tta"] if tta else [])
         timing[eval_key] = timed([dgss, "evaluate", "--run", str(run_dir), "--target", ",".join(targets),
                                   "--report", str(report), "--overlays", "2", "--overwrite", *given])
     timing_file.write_text(json.dumps(timing))
@@ -93,10 +101,10 @@ def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: 
 
 
 def score_rows(variant: str, protocol: str, head: str, seed: int, run_dir: Path,
-               timing: dict[str, float], threshold: str | None = None) -> list[dict[str, object]]:
+               timing: dict[str, float], threshold: str | None = None, tta: bool = False) -> list[dict[str, object]]:
     """One row per target of a finished, evaluated run."""
     sources, _ = PROTOCOLS[protocol]
-    report = run_dir / report_name(threshold)
+    report = run_dir / report_name(threshold, tta)
     reports = [json.loads(path.read_text()) for path in sorted(report.glob("*/scores.json"))]  # one per target
     thresholds = reports[0]["thresholds"]
     chosen = thresholds if isinstance(thresholds, str) else thresholds[0]
@@ -108,7 +116,7 @@ def score_rows(variant: str, protocol: str, head: str, seed: int, run_dir: Path,
             "head": head, "seed": seed, **{name: round(result["pooled"][name], 4) for name in METRICS},
             "image_dice_mean": round(statistics.fmean(images), 4), "threshold": chosen,
             "n_images": result["n_images"], "fit_s": round(timing["fit_s"], 1),
-            "eval_s": round(timing[eval_name(threshold)], 1),
+            "eval_s": round(timing[eval_name(threshold, tta)], 1),
         })
     return rows
 
@@ -210,6 +218,7 @@ def main() -> None:
                         "--threshold")
     parser.add_argument("--threshold", help="dgss evaluate --threshold (a probability or otsu) instead of each "
                         "run's own")
+    parser.add_argument("--tta", action="store_true", help="dgss evaluate --tta: test-time flips (8x the scoring)")
     parser.add_argument("--views", type=int, default=0, help="photometric views 1..K of each source as extra sources")
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
     parser.add_argument("--head", action="append", choices=sorted(HEADS), help="repeatable [all]")
@@ -236,8 +245,8 @@ def main() -> None:
             print(f"{run_dir}: no finished run of variant {args.runs_of} to score; skipped")
             continue
         timing = run_one(dgss, args.store, run_dir, sources, targets, head, seed, shlex.split(args.options), args.key,
-                         args.threshold)
-        rows += score_rows(args.variant, protocol, head, seed, run_dir, timing, args.threshold)
+                         args.threshold, args.tta)
+        rows += score_rows(args.variant, protocol, head, seed, run_dir, timing, args.threshold, args.tta)
         summary = summarise(merge_csv(args.csv, rows))
         args.csv.with_suffix(".md").write_text(markdown(summary))
         chart(summary, args.variant, chart_path(args.csv, args.variant))

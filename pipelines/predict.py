@@ -74,6 +74,7 @@ def predict_images(
     threshold: float | str | None = None,
     save_probabilities: bool = False,
     skip_existing: bool = False,
+    flips: bool = False,
 ) -> list[Prediction]:
     """Segment `images` (files, or folders of image files); write `<stem>_prob.png`, `<stem>_mask.png` and
     `<stem>_overlay.png` per image, and `<stem>_prob.tif` (float32 probability) with `save_probabilities`; then
@@ -94,7 +95,7 @@ def predict_images(
     out = Path(out_dir)
     planned = [_planned(path, out, save_probabilities) for path in paths]
     check_device(device)
-    run = load_run(run_dir, device, tile=tile, tile_context=tile_context, threshold=threshold)
+    run = load_run(run_dir, device, tile=tile, tile_context=tile_context, threshold=threshold, flips=flips)
     extractor = run_extractor(run, run_dir, model, device)
     fill = canvas_fill(extractor.config.canvas_field_deg, field_of_view_deg)
     out.mkdir(parents=True, exist_ok=True)
@@ -248,8 +249,8 @@ def segment_image(image: np.ndarray, fov: np.ndarray, run: Run, extractor: Featu
     probability : (native_y, native_x) float32, the members' mean vessel probability, 0 outside `fov`
     mask : (native_y, native_x) bool, the members' majority vote at their thresholds, inside `fov`
     """
-    canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
     check_fundus_photo(image, fov, extractor.config.canvas_size, name)
+    canvas = to_canvas(image, np.zeros_like(fov), fov, canvas_size=extractor.config.canvas_size,
                        fov_crop=extractor.config.fov_crop, fill=fill)
     features = extractor.feature_maps(canvas.image, canvas.fov)
     batch = {feature_array(name): maps[None] for name, maps in features.items()}

@@ -24,6 +24,7 @@ def predict(
     model: Annotated[Optional[str], typer.Option(help="Backbone the run's features came from; default: the one recorded in the run's store.")] = None,
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, mps.")] = "cpu",
     tile: Annotated[int | None, option(Inference.tile)] = None,
+    tta: Annotated[bool | None, option(Inference.tta)] = None,
     tile_context: Annotated[int | None, option(Inference.tile_context)] = None,
     field_deg: Annotated[float | None, option(FIELD_DEG)] = None,
     fov: Annotated[Optional[Path], typer.Option(metavar="MASK_DIR", help="Folder of FOV masks named by image "
@@ -44,7 +45,8 @@ def predict(
     written = predict_images(run, images, out, model=model, device=device, tile=inference_tile(tile),
                              tile_context=Inference.tile_context.default if tile_context is None else tile_context,
                              field_of_view_deg=FIELD_DEG.default if field_deg is None else field_deg, fov_dir=fov,
-                             threshold=threshold, save_probabilities=save_probabilities, skip_existing=resume)
+                             threshold=threshold, save_probabilities=save_probabilities, skip_existing=resume,
+                             flips=bool(tta))
     for prediction in written:
         if not prediction.skipped:
             typer.echo(f"{prediction.image} -> {prediction.mask}")
