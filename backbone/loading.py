@@ -21,12 +21,13 @@ from torch import nn
 from dgss.backbone.appearance import AppearanceTarget, load_appearance
 from dgss.device import check_device
 from dgss.errors import ModelError
+from dgss.settings import PredictionType
 
 _EXPECTED = (
     "expected a diffusers folder with config.json + diffusion_pytorch_model.safetensors (a UNet2DModel), "
     "or a pipeline folder with unet/ and scheduler/"
 )
-_PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+_PREDICTION_TYPES = tuple(PredictionType)
 
 
 class Backbone(ABC):

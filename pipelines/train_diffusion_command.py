@@ -1,5 +1,6 @@
 """`dgss train-diffusion`: train the diffusion backbone that `dgss extract --model` reads features from."""
 
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -7,6 +8,8 @@ from typing import Annotated
 import typer
 
 from dgss.pipelines.app import app
+from dgss.pipelines.options import comma_list, option
+from dgss.settings import LRSchedule, PredictionType, Setting
 
 
 class Preset(StrEnum):
@@ -18,15 +21,18 @@ class Preset(StrEnum):
     adm = "adm"
 
 
-class Prediction(StrEnum):
-    epsilon = "epsilon"
-    sample = "sample"
-    v_prediction = "v_prediction"
+LR = Setting(name="lr", kind=float, default=None, low=0, low_open=True, optional=True,
+             help="AdamW learning rate (default: the preset's).")
+TIME_BUDGET = Setting(name="time_budget", kind=float, default=None, low=0, optional=True,
+                      help="Minutes: stop after the step that spends them, with a checkpoint and the model saved "
+                           "there; --resume continues.")
 
 
-class LrSchedule(StrEnum):
-    constant = "constant"
-    cosine = "cosine"
+def _finite_zoom(zoom: tuple[float, float]) -> tuple[float, float]:
+    """--zoom as given; a usage error for NaN or infinity (the range check lets them through)."""
+    if not all(math.isfinite(value) for value in zoom):
+        raise typer.BadParameter(f"{zoom[0]:g} {zoom[1]:g}: give two finite zoom factors, e.g. --zoom 1 1.5")
+    return zoom
 
 
 @app.command("train-diffusion")
@@ -49,8 +55,8 @@ def train_diffusion(
     steps: Annotated[int | None, typer.Option(
         min=1, help="Total optimizer steps; with --resume the new total (default: the preset's).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Images per step (default: the preset's).")] = None,
-    lr: Annotated[float | None, typer.Option(min=0, help="AdamW learning rate (default: the preset's).")] = None,
-    lr_schedule: Annotated[LrSchedule | None, typer.Option(
+    lr: Annotated[float | None, option(LR)] = None,
+    lr_schedule: Annotated[LRSchedule | None, typer.Option(
         help="constant, or cosine: from --lr down to 0 at the last of --steps (resume it with the same --steps); "
         "default: the preset's."
     )] = None,
@@ -60,8 +66,9 @@ def train_diffusion(
         min=0, help="Constant schedule: the last N of --steps fall linearly to 0; a constant run resumes with a "
         "cool-down that starts after its trained steps (default: none).")] = 0,
     zoom: Annotated[tuple[float, float], typer.Option(
-        min=0.01, metavar="LOW HIGH", help="Scale augmentation: each crop cut at a zoom drawn log-uniformly from "
-        "LOW..HIGH (above 1 vessels look wider, as through a narrower-field camera; default: 1 1, none).")
+        min=0.01, metavar="LOW HIGH", callback=_finite_zoom, help="Scale augmentation: each crop cut at a zoom drawn "
+        "log-uniformly from LOW..HIGH (above 1 vessels look wider, as through a narrower-field camera; default: 1 1, "
+        "none).")
     ] = (1.0, 1.0),
     photometric: Annotated[bool, typer.Option(
         help="Photometric augmentation: each crop re-rendered as another camera might show it (gamma, contrast, "
@@ -70,8 +77,8 @@ def train_diffusion(
         min=0, help="The first step --zoom and --photometric apply to: a finished run resumes with them after its "
         "trained steps.")] = 0,
     prediction_type: Annotated[
-        Prediction | None, typer.Option(help="Network target: sample (x0, as in the paper), epsilon or v_prediction "
-                                        "(default: the preset's).")
+        PredictionType | None, typer.Option(help="Network target: sample (x0, as in the paper), epsilon or "
+                                            "v_prediction (default: the preset's).")
     ] = None,
     checkpoint_every: Annotated[int | None, typer.Option(
         min=1, help="Checkpoint, model, samples and card every K steps (default: the preset's).")] = None,
@@ -82,10 +89,7 @@ def train_diffusion(
     resume: Annotated[
         bool, typer.Option(help="Continue from the checkpoint in OUT/checkpoints (a copied OUT too, on any machine).")
     ] = False,
-    time_budget: Annotated[
-        float | None, typer.Option(min=0, metavar="MINUTES", help="Stop after the step that spends this many "
-                                   "minutes, with a checkpoint and the model saved there; --resume continues.")
-    ] = None,
+    time_budget: Annotated[float | None, option(TIME_BUDGET, metavar="MINUTES")] = None,
     seed: Annotated[
         int, typer.Option(min=0, help="Seed of the initial weights and of every step's data and noise.")
     ] = 0,
@@ -119,7 +123,7 @@ def train_diffusion(
         seed=seed,
         device=device,
     )
-    sources = [name.strip() for name in source.split(",") if name.strip()]
+    sources = list(comma_list(source, "--source"))
     time_budget_s = None if time_budget is None else 60 * time_budget
     saved = train_backbone(config, sources, out, resume=resume, data_root=data_root, time_budget_s=time_budget_s)
     typer.echo(f"model saved to {saved} (load it with `dgss extract --model {saved}`)")

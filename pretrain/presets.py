@@ -14,9 +14,10 @@ from typing import Any
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 
 from dgss.errors import ModelError
+from dgss.settings import LRSchedule, PredictionType
 
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
-LR_SCHEDULES = ("constant", "cosine")
+PREDICTION_TYPES = tuple(PredictionType)
+LR_SCHEDULES = tuple(LRSchedule)
 
 # Fields that may change between an interrupted run and its `--resume` without changing the weights it produces.
 RESUMABLE_FIELDS = frozenset({
@@ -122,9 +123,10 @@ class BackboneTrainingConfig:
     def __post_init__(self) -> None:
         levels = len(self.block_out_channels)
         if self.prediction_type not in PREDICTION_TYPES:
-            raise ModelError(f"prediction_type {self.prediction_type!r} is unknown; use one of {PREDICTION_TYPES}")
+            raise ModelError(f"prediction_type {self.prediction_type!r} is unknown; use one of "
+                             f"{', '.join(PREDICTION_TYPES)}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ModelError(f"lr_schedule {self.lr_schedule!r} is unknown; use one of {LR_SCHEDULES}")
+            raise ModelError(f"lr_schedule {self.lr_schedule!r} is unknown; use one of {', '.join(LR_SCHEDULES)}")
         if self.lr_warmup_steps < 0:
             raise ModelError(f"lr_warmup_steps must be 0 or more, got {self.lr_warmup_steps}")
         if not 0 <= self.lr_cooldown_steps <= self.steps:
