@@ -25,6 +25,7 @@ from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.heads import head_config, recorded_head_params
 from dgss.aggregate.report import draw_table, format_table, write_csv
 from dgss.aggregate.run import RUN_FILE
+from dgss.aggregate.settings import TrainingSettings as Training
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.plotting import write_png
@@ -49,13 +50,13 @@ class DemoConfig:
     canvas_size: int = 256
     timesteps: tuple[int, ...] | None = (3, 25, 125, 500)  # 4 of the paper's 8 (mapped onto T = 1000)
     workers: int = 2
-    window: int | None = 128  # random training windows of the canvas, as fit-head's default (None: whole canvases)
-    head_epochs: int = 40
+    window: int | None = Training.window.default  # random training windows, as fit-head's (None: whole canvases)
+    head_epochs: int = Training.epochs.default
     head_width: int = 32
     baseline_epochs: int = 30
     baseline_width: int = 16
     dice_weight: float = 0.5  # a soft-Dice term for both heads: cross-entropy alone under-calls thin vessels
-    validation_fraction: float = 0.2  # of the sources' training images, to choose each head's epoch and threshold
+    validation_fraction: float = Training.validation_fraction.default  # chooses each head's epoch and threshold
     seed: int = 0
     threads: int = 2  # torch threads of every stage, whatever the machine has: the scores depend on it
 
