@@ -14,7 +14,7 @@ import diffusers
 import numpy as np
 import torch
 
-from dgss.backbone.appearance import AppearanceTarget, match_appearance
+from dgss.backbone.appearance import POOL, AppearanceTarget, chosen_appearance, match_appearance
 from dgss.backbone.loading import Backbone
 from dgss.errors import ModelError
 from dgss.extract.bands import split_bands
@@ -46,7 +46,7 @@ def make_config(
     canvas_size: int | None = None,
     tile_overlap: int = 0,
     mantissa_bits: int = 5,
-    match_appearance: bool = True,
+    appearance: str = POOL,
     fov_crop: bool = True,
     canvas_field_deg: float | None = None,
 ) -> ExtractionConfig:
@@ -56,6 +56,8 @@ def make_config(
     :func:`~dgss.extract.blocks.default_blocks`, timesteps = :func:`~dgss.extract.config.default_timesteps`.
     ``tile_overlap`` is set to 0 when the canvas is not tiled, so it does not change the key. ``canvas_field_deg``:
     the field angle the canvas side spans (see :class:`~dgss.extract.config.ExtractionConfig`); None fills it.
+    ``appearance``: the colour target images are matched to (`chosen_appearance`: "pool", "none" or a file); the
+    config records the target's values, so the key changes only where the numbers do.
     """
     size = input_size or backbone.sample_size
     if size is None:
@@ -75,11 +77,15 @@ def make_config(
         input_size=size,
         canvas_size=canvas,
         tile_overlap=tile_overlap if canvas > size else 0,
-        appearance=backbone.appearance.to_dict() if match_appearance and backbone.appearance else None,
+        appearance=_as_dict(chosen_appearance(appearance, backbone.appearance, backbone.name)),
         mantissa_bits=mantissa_bits,
         fov_crop=fov_crop,
         canvas_field_deg=canvas_field_deg,
     )
+
+
+def _as_dict(target: AppearanceTarget | None) -> dict[str, list[float]] | None:
+    return None if target is None else target.to_dict()
 
 
 def canvas_fill(config_field_deg: float | None, image_field_deg: float | None) -> float:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from dgss.backbone.shipped import backbone_reference
+from dgss.backbone.appearance import NONE, load_appearance
+from dgss.backbone.shipped import backbone_reference, resolve_model
+from dgss.errors import ModelError
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.settings import ExtractionSettings
 
@@ -33,4 +36,15 @@ def extract_command(dataset: str, store: str, config: Mapping[str, Any], model: 
         if setting.name == "canvas_size" and value == recorded.input_size:
             continue
         words += [setting.option, str(value)]
+    if recorded.appearance is None and model and _has_pool_target(model):
+        words += ["--appearance", NONE]  # extracted without the target the backbone carries
     return shlex.join(words)
+
+
+def _has_pool_target(model: str) -> bool:
+    """Whether `model` (a folder or shipped name here; a hub id is not looked up) carries an appearance target."""
+    try:
+        folder = Path(resolve_model(model))
+    except ModelError:  # a model this machine does not have: nothing to compare with
+        return False
+    return folder.is_dir() and load_appearance(folder) is not None

@@ -40,6 +40,10 @@ def extract(
     tile_overlap: Annotated[int, typer.Option(min=0, help="Overlap of neighbouring tiles in pixels.")] = 0,
     mantissa_bits: Annotated[int, typer.Option(min=0, max=10, help="float16 mantissa bits kept (10: lossless; 5: relative error <= 1.6%, about 2x smaller).")] = 5,
     canvas_field_deg: Annotated[Optional[float], typer.Option(min=1, help="Field angle in degrees the canvas side spans: every camera gets the same pixels per degree (45: DRIVE fills the canvas, CHASE_DB1's 30 deg field two thirds of it); default: every FOV fills the canvas.")] = None,
+    appearance: Annotated[str, typer.Option(metavar="pool|none|FILE", help="Colour target every image is matched to "
+                                            "before the UNet sees it: pool (the backbone's training pool, with a "
+                                            "warning where it has none), none, or a dgss_appearance.json file (e.g. a "
+                                            "shipped backbone's).")] = "pool",
     device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1, mps.")] = "cpu",
     workers: Annotated[int, typer.Option(min=0, help="Local Dask workers (processes, one model each); 0 runs in this process.")] = 0,
     threads_per_worker: Annotated[int, typer.Option(min=1, help="torch threads per worker (a worker extracts one image at a time).")] = 1,
@@ -68,6 +72,7 @@ def extract(
         data_root=data_root,
         blocks=parse_list(blocks, str, "block"),
         timesteps=parse_list(timesteps, int, "timestep"),
+        appearance=appearance,
         mode=mode,
         ensemble=ensemble,
         seed=seed,

@@ -57,6 +57,7 @@ class ExtractionRequest:
     tile_overlap: int = 0
     mantissa_bits: int = 5
     canvas_field_deg: float | None = None
+    appearance: str = "pool"  # the backbone's pool target, "none", or a dgss_appearance.json (`chosen_appearance`)
     device: str = "cpu"
     workers: int = 0
     threads_per_worker: int = 1
@@ -227,6 +228,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         tile_overlap=request.tile_overlap,
         mantissa_bits=request.mantissa_bits,
         canvas_field_deg=request.canvas_field_deg,
+        appearance=request.appearance,
     )
     extractor = FeatureExtractor(backbone, config)
     shapes = [reader.shape(image_id) for image_id in ids]

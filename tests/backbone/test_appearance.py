@@ -59,9 +59,37 @@ def test_a_saved_target_is_loaded_with_the_backbone_and_changes_the_key(extract_
     matched = load_backbone(folder)
     config = make_config(matched)
     assert config.appearance == TARGET.to_dict() and config.key() != make_config(plain).key()
-    assert make_config(matched, match_appearance=False).key() == make_config(plain).key()
+    assert make_config(matched, appearance="none").key() == make_config(plain).key()
     image = np.asarray(Image.fromarray(sample.image).resize((32, 32)))
     fov = np.ones((32, 32), bool)
     with_target = FeatureExtractor(matched, config).feature_maps(image, fov)
-    without = FeatureExtractor(matched, make_config(matched, match_appearance=False)).feature_maps(image, fov)
+    without = FeatureExtractor(matched, make_config(matched, appearance="none")).feature_maps(image, fov)
     assert any(not np.array_equal(with_target[name], without[name]) for name in with_target)
+
+
+def test_a_model_without_a_target_warns_and_takes_one_from_a_file(extract_model_dir, tmp_path, caplog):
+    """A model not trained by dgss used to skip appearance matching without a word."""
+    import logging
+
+    from dgss.errors import ModelError
+
+    plain = load_backbone(extract_model_dir)
+    with caplog.at_level(logging.WARNING, logger="dgss"):
+        default = make_config(plain)
+    assert default.appearance is None and "has no appearance target" in caplog.text
+    assert "--appearance FILE" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dgss"):
+        assert make_config(plain, appearance="none").key() == default.key()  # the key of the same numbers
+    assert not caplog.records
+    folder = tmp_path / "shipped-like"
+    folder.mkdir()
+    save_appearance(folder, TARGET)
+    for given in (folder, folder / "dgss_appearance.json"):
+        config = make_config(plain, appearance=str(given))
+        assert config.appearance == TARGET.to_dict() and config.key() != default.key()
+    with pytest.raises(ModelError, match="--appearance .*no file"):
+        make_config(plain, appearance=str(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="is not an appearance target"):
+        make_config(plain, appearance=str(tmp_path / "bad.json"))
