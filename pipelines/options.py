@@ -22,9 +22,10 @@ def option(setting: Setting, *, help: str | None = None, **extra: Any) -> Any:
                               "rich_help_panel": ADVANCED if setting.advanced else None, **extra}
     if setting.kind in (int, float):
         kwargs.update(parser=_Parser(setting), metavar="INTEGER" if setting.kind is int else "FLOAT")
-    if setting.kind is bool:
-        return typer.Option(f"{setting.option}/--no-{setting.option[2:]}", **kwargs)
-    return typer.Option(setting.option, **kwargs)
+    names = [f"{setting.option}/--no-{setting.option[2:]}"] if setting.kind is bool else [setting.option]
+    info = typer.Option(*names, **kwargs)
+    info.setting = setting  # read back by setting_of
+    return info
 
 
 class _Parser:
@@ -43,7 +44,7 @@ class _Parser:
 def setting_of(param: Any) -> Setting | None:
     """The setting a click parameter was built from by :func:`option` (None for other parameters)."""
     info = getattr(getattr(param, "type_descriptor", None), "parameter_info", None)
-    return getattr(getattr(info, "parser", None), "setting", None)
+    return getattr(info, "setting", None)
 
 
 def _shown(default: Any) -> str | bool:

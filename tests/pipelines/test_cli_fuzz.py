@@ -70,7 +70,7 @@ def _options() -> list[Option]:
             annotation = str(param.type_descriptor.annotation)
             if param.is_flag:
                 found.append(Option(name, flag, "flag"))
-            elif setting is not None:
+            elif setting is not None and setting.kind in (int, float):
                 found.append(Option(name, flag, "number", low=setting.low, high=setting.high,
                                     low_open=setting.low_open, integer=setting.kind is int))
             elif param.min is not None or param.max is not None or "int" in annotation or "float" in annotation:

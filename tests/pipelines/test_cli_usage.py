@@ -57,7 +57,7 @@ def _numeric_options() -> list[tuple[str, str, float]]:
                 continue
             annotation = str(param.type_descriptor) if hasattr(param, "type_descriptor") else ""
             setting = setting_of(param)
-            minimum = setting.low if setting is not None else param.min
+            minimum = setting.low if setting is not None and setting.kind in (int, float) else param.min
             if minimum is not None or "int" in annotation or "float" in annotation:
                 found.append((name, param.opts[0], minimum))
     return found
