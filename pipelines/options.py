@@ -21,7 +21,8 @@ def option(setting: Setting, *, help: str | None = None, **extra: Any) -> Any:
     kwargs: dict[str, Any] = {"help": help or setting.help, "show_default": _shown(setting.default),
                               "rich_help_panel": ADVANCED if setting.advanced else None, **extra}
     if setting.kind in (int, float):
-        kwargs.update(parser=_Parser(setting), metavar="INTEGER" if setting.kind is int else "FLOAT")
+        kwargs["parser"] = _Parser(setting)
+        kwargs.setdefault("metavar", "INTEGER" if setting.kind is int else "FLOAT")  # a caller's metavar wins
     names = [f"{setting.option}/--no-{setting.option[2:]}"] if setting.kind is bool else [setting.option]
     info = typer.Option(*names, **kwargs)
     info.setting = setting  # read back by setting_of
