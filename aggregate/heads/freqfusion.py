@@ -6,8 +6,9 @@ high-pass kernels (``x - lowpass(x)``, which keeps thin structures such as capil
 CUDA CARAFE op; here the reassembly is a sum of shifted maps times kernel planes in plain PyTorch, so it runs on
 the CPU and any GPU without holding the unfolded neighbourhoods.
 
-Left out of the paper's module: the offset generator (feature resampling) and the refinement of the low-pass
-kernels with the fine map. Level maps whose sizes differ by ``2**k`` are upsampled by ``k`` chained x2 steps; any
+Left out of the paper's module here: the offset generator (feature resampling) and the refinement of the low-pass
+kernels with the fine map; ``dgss.aggregate.heads.freqfusion_full`` has both (``fusion=freqfusion-full``). Level
+maps whose sizes differ by ``2**k`` are upsampled by ``k`` chained x2 steps; any
 remaining mismatch (e.g. x3) is closed by bilinear interpolation after them.
 """
 
@@ -85,9 +86,23 @@ class KernelPredictor(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Kernels (sample, k*k, scale*y, scale*x), each summing to 1, for ``x`` (sample, channel, y, x)."""
-        logits = F.pixel_shuffle(self.encode(self.compress(x)), self.scale)
-        kernels = logits.softmax(dim=1) * self.window[None, :, None, None]
-        return kernels / kernels.sum(dim=1, keepdim=True)
+        return normalise_kernels(F.pixel_shuffle(self.encode(self.compress(x)), self.scale), self.window)
+
+
+def normalise_kernels(logits: Tensor, window: Tensor) -> Tensor:
+    """Low-pass kernels from (sample, k*k, y, x) logits: softmax over the taps, times the (k*k,) Hamming
+    ``window``, renormalised to sum to 1 (the window damps the far taps, so the kernels stay smooth)."""
+    kernels = logits.softmax(dim=1) * window[None, :, None, None]
+    return kernels / kernels.sum(dim=1, keepdim=True)
+
+
+def upsampling_steps(coarse_size: tuple[int, int], fine_size: tuple[int, int]) -> tuple[int, bool]:
+    """How many x2 steps bring ``coarse_size`` closest to ``fine_size`` without passing it, and whether a size
+    mismatch remains after them (closed by bilinear interpolation)."""
+    steps, size = 0, coarse_size
+    while 2 * size[0] <= fine_size[0] and 2 * size[1] <= fine_size[1]:
+        steps, size = steps + 1, (2 * size[0], 2 * size[1])
+    return steps, size != fine_size
 
 
 class AdaptiveUpsample(nn.Module):
@@ -136,10 +151,7 @@ class FreqFusion(nn.Module):
     def __init__(self, *, channels: int, coarse_size: tuple[int, int], fine_size: tuple[int, int],
                  kernel_channels: int, upsample_kernel: int = 5, highpass_kernel: int = 3) -> None:
         super().__init__()
-        steps, size = 0, coarse_size
-        while 2 * size[0] <= fine_size[0] and 2 * size[1] <= fine_size[1]:
-            steps, size = steps + 1, (2 * size[0], 2 * size[1])
-        self.resize = size != fine_size
+        steps, self.resize = upsampling_steps(coarse_size, fine_size)
         self.upsample = nn.Sequential(*(AdaptiveUpsample(channels, kernel_channels, upsample_kernel)
                                         for _ in range(steps)))
         self.highpass = AdaptiveHighPass(channels, kernel_channels, highpass_kernel)

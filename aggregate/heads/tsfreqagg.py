@@ -26,6 +26,10 @@ widths. Two options, neither in the release, draw the logits finer:
 Timesteps are folded into the batch: every layer is shared across timesteps except the conditional BatchNorm's
 gain and bias, and a gate mixes the per-timestep logits pixel by pixel (a mixture of experts over time).
 
+Two options put the release's parts in that the default leaves out: ``fusion=freqfusion-full`` is FreqFusion as
+published (kernels predicted from both maps, edge resampling: ``dgss.aggregate.heads.freqfusion_full``), and
+``residual_norm=timestep`` gives the residual blocks after each fusion timestep-conditional BatchNorm too.
+
 Two switches take the method's parts out, for the ablations of bench/ablations.py: ``fusion=bilinear`` fuses the
 levels by plain bilinear upsampling and addition (no adaptive low- or high-pass), and ``gate`` chooses how the
 per-timestep logits are mixed: ``pixel`` (the release's per-pixel softmax gate), ``mean`` (their plain mean) or
@@ -45,6 +49,7 @@ from torch import Tensor, nn
 
 from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d, folded_timestep_index
 from dgss.aggregate.heads.freqfusion import BilinearFusion, FreqFusion
+from dgss.aggregate.heads.freqfusion_full import FullFreqFusion
 from dgss.aggregate.heads.inputs import NUM_CLASSES, level_features, window_size
 from dgss.aggregate.spec import CacheSpec
 from dgss.errors import ModelError
@@ -55,6 +60,15 @@ class Fusion(StrEnum):
 
     freqfusion = "freqfusion"
     bilinear = "bilinear"
+    freqfusion_full = "freqfusion-full"
+
+
+class ResidualNorm(StrEnum):
+    """The normalisation in the residual blocks after each fusion: one BatchNorm for all timesteps, or
+    timestep-conditional (as in the level branches)."""
+
+    batch = "batch"
+    timestep = "timestep"
 
 
 class Gate(StrEnum):
@@ -72,7 +86,7 @@ class TSFreqAggConfig:
 
     #: What a run record written before a field existed meant by its absence (its default may have changed since).
     predated: ClassVar[dict[str, Any]] = {"subpixel": False, "fusion": Fusion.freqfusion.value,
-                                          "gate": Gate.pixel.value}
+                                          "gate": Gate.pixel.value, "residual_norm": ResidualNorm.batch.value}
 
     width: int = 64
     dropout: float = 0.2
@@ -83,9 +97,10 @@ class TSFreqAggConfig:
     subpixel: bool = True
     fusion: str = Fusion.freqfusion.value
     gate: str = Gate.pixel.value
+    residual_norm: str = ResidualNorm.batch.value
 
     def __post_init__(self) -> None:
-        for name, choices in (("fusion", Fusion), ("gate", Gate)):
+        for name, choices in (("fusion", Fusion), ("gate", Gate), ("residual_norm", ResidualNorm)):
             if getattr(self, name) not in set(choices):
                 raise ModelError(f"tsfreqagg {name}={getattr(self, name)!r}: use one of {', '.join(choices)}")
             object.__setattr__(self, name, str(getattr(self, name)))  # a plain string in the record
@@ -133,8 +148,25 @@ class ResidualBlock(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(),
             nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, timestep_index: Tensor) -> Tensor:
+        """As :meth:`TimestepResidualBlock.forward`; one BatchNorm serves all timesteps, so the index is unread."""
         return F.relu(x + self.body(x))
+
+
+class TimestepResidualBlock(nn.Module):
+    """:class:`ResidualBlock` with timestep-conditional BatchNorm (``residual_norm=timestep``, as released)."""
+
+    def __init__(self, channels: int, num_timesteps: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm1 = TimestepConditionalBatchNorm2d(channels, num_timesteps)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.norm2 = TimestepConditionalBatchNorm2d(channels, num_timesteps)
+
+    def forward(self, x: Tensor, timestep_index: Tensor) -> Tensor:
+        """(sample, channel, y, x) with (sample,) timestep indices -> the same shape."""
+        body = F.relu(self.norm1(self.conv1(x), timestep_index))
+        return F.relu(x + self.norm2(self.conv2(body), timestep_index))
 
 
 class TimeGate(nn.Module):
@@ -192,13 +224,11 @@ class TSFreqAggHead(nn.Module):
         self.smooth.update({lv: branch(spec.level_channels(lv)) for lv in levels[1:]})
         self.detail = nn.ModuleDict({lv: branch((bands - 1) * spec.level_channels(lv))
                                      for lv in levels[1:] if self.split_bands})
-        self.fusions = nn.ModuleList(
-            BilinearFusion() if config.fusion == Fusion.bilinear else
-            FreqFusion(channels=config.width, coarse_size=spec.level_size(coarse), fine_size=spec.level_size(fine),
-                       kernel_channels=config.kernel_channels, upsample_kernel=config.upsample_kernel,
-                       highpass_kernel=config.highpass_kernel)
-            for coarse, fine in zip(levels[:-1], levels[1:]))
-        self.refine = nn.ModuleList(ResidualBlock(config.width) for _ in levels[1:])
+        self.fusions = nn.ModuleList(_fusion(config, spec.level_size(coarse), spec.level_size(fine))
+                                     for coarse, fine in zip(levels[:-1], levels[1:]))
+        self.refine = nn.ModuleList(
+            TimestepResidualBlock(config.width, steps) if config.residual_norm == ResidualNorm.timestep else
+            ResidualBlock(config.width) for _ in levels[1:])
         self.classify = SubpixelClassifier(config.width) if config.subpixel else nn.Conv2d(config.width, NUM_CLASSES, 1)
         self.time_gate = TimeGate(steps) if config.gate == Gate.pixel else MeanGate()
         self.image_refine = ImageRefinement(config.image_refine) if config.image_refine else None
@@ -210,6 +240,29 @@ class TSFreqAggHead(nn.Module):
     def forward_with_gates(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Logits as :meth:`forward`, plus the time gate weights (batch, timestep, y, x) at the logits' map size
         (the head's, or twice it with ``subpixel``)."""
+        mixed, gates = self.time_gate(self.timestep_logits(batch))
+        return self._to_window(mixed, batch), gates
+
+    def expert_logits(self, batch: dict[str, Tensor]) -> Tensor:
+        """Every timestep's logits (batch, timestep, 2, side, side) as the head would output them without the gate:
+        the experts of the release's first training phase (``dgss.aggregate.phases``)."""
+        logits = self.timestep_logits(batch)
+        size, steps = logits.shape[:2]
+        experts = self._to_window(logits.flatten(0, 1), batch, repeats=steps)
+        return experts.view(size, steps, *experts.shape[1:])
+
+    def _to_window(self, logits: Tensor, batch: dict[str, Tensor], repeats: int = 1) -> Tensor:
+        """(sample, 2, y, x) logits, ``repeats`` consecutive samples per batch item, upsampled to the batch's window
+        and refined from its image (``image_refine``)."""
+        side = window_size(batch, self.spec)
+        if logits.shape[-2:] != (side, side):
+            logits = F.interpolate(logits, size=(side, side), mode="bilinear", align_corners=False)
+        if self.image_refine is None:
+            return logits
+        return self.image_refine(logits, batch["image"].repeat_interleave(repeats, dim=0))
+
+    def timestep_logits(self, batch: dict[str, Tensor]) -> Tensor:
+        """Each timestep's logits (batch, timestep, 2, y, x) at the logits' map size, before the gate mixes them."""
         levels = self.spec.levels
         first = level_features(batch, self.spec, levels[0])
         size, steps = first.shape[:2]
@@ -219,15 +272,19 @@ class TSFreqAggHead(nn.Module):
             features = level_features(batch, self.spec, level).flatten(0, 1)
             smooth = self.smooth[level](features[:, 0], index)
             detail = self.detail[level](features[:, 1:].flatten(1, 2), index) if self.split_bands else None
-            fused = refine(fusion(fused, smooth, detail))
+            fused = refine(fusion(fused, smooth, detail), index)
         logits = self.classify(fused)
-        mixed, gates = self.time_gate(logits.view(size, steps, *logits.shape[1:]))
-        side = window_size(batch, self.spec)
-        if mixed.shape[-2:] != (side, side):
-            mixed = F.interpolate(mixed, size=(side, side), mode="bilinear", align_corners=False)
-        if self.image_refine is not None:
-            mixed = self.image_refine(mixed, batch["image"])
-        return mixed, gates
+        return logits.view(size, steps, *logits.shape[1:])
+
+
+def _fusion(config: TSFreqAggConfig, coarse_size: tuple[int, int], fine_size: tuple[int, int]) -> nn.Module:
+    """The fusion module ``config.fusion`` names, between levels of these map sizes."""
+    if config.fusion == Fusion.bilinear:
+        return BilinearFusion()
+    kind = FullFreqFusion if config.fusion == Fusion.freqfusion_full else FreqFusion
+    return kind(channels=config.width, coarse_size=coarse_size, fine_size=fine_size,
+                kernel_channels=config.kernel_channels, upsample_kernel=config.upsample_kernel,
+                highpass_kernel=config.highpass_kernel)
 
 
 class SubpixelClassifier(nn.Module):
