@@ -29,7 +29,7 @@ import torch
 from dgss.backbone.loading import load_backbone
 from dgss.datasets import get_dataset
 from dgss.extract.extractor import FeatureExtractor, make_config
-from dgss.extract.features import default_timestep_batch, extract_features
+from dgss.extract.features import DEFAULT_INVERSION_STEPS, default_timestep_batch, extract_features
 from dgss.extract.preprocess import image_tensor, to_canvas
 from dgss.pipelines.allocator import reuse_freed_memory
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
@@ -49,17 +49,19 @@ def random_backbone(folder: Path, size: int) -> Path:
 
 
 def passes_per_mode(model: str, dataset: str) -> dict[str, int]:
-    """Network passes one image costs in each mode (noised with an ensemble of 2)."""
+    """Network passes one image costs in each mode (ddim along the default fine path, noised with 4 draws)."""
     backbone = load_backbone(model)
     sample = get_dataset(dataset).read(get_dataset(dataset).ids()[0])
     config = make_config(backbone)
     image = image_tensor(to_canvas(sample.image, sample.vessel, sample.fov, canvas_size=config.input_size).image)
     counts = {}
-    for mode, ensemble in (("anchored", 1), ("ddim", 1), ("noised", 2)):
-        features = extract_features(
-            backbone, image, blocks=config.blocks, timesteps=config.timesteps, mode=mode, ensemble=ensemble, seed=0
-        )
-        counts[f"{mode}" + (f" (ensemble {ensemble})" if ensemble > 1 else "")] = features.passes
+    modes = (("anchored", "anchored", {}),
+             (f"ddim ({DEFAULT_INVERSION_STEPS} steps)", "ddim", {"inversion_steps": DEFAULT_INVERSION_STEPS}),
+             ("noised (4 draws)", "noised", {"draws": 4}))
+    for name, mode, options in modes:
+        features = extract_features(backbone, image, blocks=config.blocks, timesteps=config.timesteps, mode=mode,
+                                    seed=0, **options)
+        counts[name] = features.passes
     counts["timesteps"] = len(config.timesteps)
     return counts
 

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dgss.errors import ModelError
+from dgss.extract.settings import ExtractionSettings, Mode
+from dgss.settings import check_settings
 from dgss.store import SCHEMA_VERSION, config_key
 
-MODES = ("anchored", "ddim", "noised")
-BANDS = ("haar", "none")
 # The timestep set DiffDGSSv2 publishes, out of T = 4000 training steps.
 PAPER_TIMESTEPS = (1, 10, 50, 100, 500, 1000, 2000, 3500)
 PAPER_TRAIN_TIMESTEPS = 4000
@@ -63,6 +63,10 @@ def _non_integers(timesteps: Sequence[int]) -> list:
     return [step for step in timesteps if isinstance(step, bool) or not isinstance(step, int)]
 
 
+# Fields recorded under another name: the name they had when the first keys were computed.
+RECORDED_NAMES = {"draws": "ensemble"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExtractionConfig:
     """What was extracted and how; ``key()`` names the store entry.
@@ -77,10 +81,16 @@ class ExtractionConfig:
         Diffusion timesteps, 0 .. T-1: sorted and deduplicated on construction, whatever order they are given in.
     mode : str
         "anchored" (f(x0, t), the default), "ddim" (deterministic inversion) or "noised" (random forward noise).
-    ensemble : int
-        Noise draws averaged per timestep ("noised" only; 1 otherwise).
+    draws : int
+        Noise draws averaged per timestep ("noised" only; 1 otherwise). Recorded as ``ensemble``, its name when
+        the first keys were computed, so that every key stayed when it was renamed.
     seed : int
         Seed of the noise draws ("noised").
+    inversion_steps : int or None
+        "ddim" only: the inversion takes every (T // N)-th timestep up to the last cached one, the cached ones merged
+        in (``dgss.extract.features.inversion_path``); None: through the cached timesteps alone, the coarse path of
+        configs from before the option (``make_config`` gives ddim ``DEFAULT_INVERSION_STEPS``). Left out of
+        :meth:`to_dict` when None, so configs without it keep their keys.
     bands : str
         "haar" (LL, LH, HL, HH at half size) or "none" (the raw map as one band "raw").
     input_size : int
@@ -109,30 +119,30 @@ class ExtractionConfig:
     model_digest: str
     blocks: tuple[str, ...]
     timesteps: tuple[int, ...]
-    mode: str = "anchored"
-    ensemble: int = 1
-    seed: int = 0
-    bands: str = "haar"
+    mode: str = ExtractionSettings.mode.default
+    draws: int = ExtractionSettings.draws.default
+    seed: int = ExtractionSettings.seed.default
+    inversion_steps: int | None = ExtractionSettings.inversion_steps.default
+    bands: str = ExtractionSettings.bands.default
     input_size: int
     canvas_size: int
-    tile_overlap: int = 0
+    tile_overlap: int = ExtractionSettings.tile_overlap.default
     appearance: dict[str, list[float]] | None = None
-    mantissa_bits: int = 5
+    mantissa_bits: int = ExtractionSettings.mantissa_bits.default
     fov_crop: bool = True
-    canvas_field_deg: float | None = None
+    canvas_field_deg: float | None = ExtractionSettings.canvas_field_deg.default
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
         object.__setattr__(self, "timesteps", _normal_timesteps(self.timesteps))
-        if self.mode not in MODES:
-            raise ModelError(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
-        if self.bands not in BANDS:
-            raise ModelError(f"bands {self.bands!r} is not one of {', '.join(BANDS)}")
-        if self.ensemble < 1 or (self.mode != "noised" and self.ensemble != 1):
-            raise ModelError(f"ensemble {self.ensemble}: use >= 1 with mode noised, 1 with other modes")
-        if not 1 <= self.mantissa_bits <= 10:
-            raise ModelError(f"mantissa bits {self.mantissa_bits}: use 1..10 (10 keeps float16 values exactly)")
+        check_settings(self, ExtractionSettings, ModelError)  # the bounds `dgss extract` checks its options against
+        for name in ("mode", "bands"):  # plain strings in the config, whichever way they were given
+            object.__setattr__(self, name, str(getattr(self, name)))
+        if self.mode != Mode.noised and self.draws != 1:
+            raise ModelError(f"draws {self.draws}: use >= 1 with mode noised, 1 with other modes")
+        if self.mode != Mode.ddim and self.inversion_steps is not None:
+            raise ModelError(f"inversion steps {self.inversion_steps}: only mode ddim inverts; leave them out")
         if self.canvas_size < self.input_size:
             raise ModelError(f"canvas size {self.canvas_size} is smaller than the input size {self.input_size}")
         if not 0 <= self.tile_overlap < self.input_size:
@@ -150,14 +160,16 @@ class ExtractionConfig:
         data = asdict(self)
         data["blocks"] = list(self.blocks)
         data["timesteps"] = list(self.timesteps)
-        if self.canvas_field_deg is None:
-            del data["canvas_field_deg"]  # absent, not null: configs from before the option keep their keys
-        return data
+        for name in ("canvas_field_deg", "inversion_steps"):
+            if data[name] is None:
+                del data[name]  # absent, not null: configs from before the option keep their keys
+        return {RECORDED_NAMES.get(name, name): value for name, value in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractionConfig:
-        """Inverse of :meth:`to_dict` (a dict without ``canvas_field_deg`` means None)."""
-        return cls(**data)
+        """Inverse of :meth:`to_dict` (a dict without ``canvas_field_deg`` or ``inversion_steps`` means None)."""
+        fields = {recorded: name for name, recorded in RECORDED_NAMES.items()}
+        return cls(**{fields.get(name, name): value for name, value in data.items()})
 
     def key(self) -> str:
         """The store key: first 16 hex chars of the sha256 of the canonical JSON of :meth:`to_dict`."""

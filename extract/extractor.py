@@ -20,7 +20,7 @@ from dgss.errors import ModelError
 from dgss.extract.bands import split_bands
 from dgss.extract.blocks import check_blocks, default_blocks, group_levels, list_blocks, select_blocks
 from dgss.extract.config import ExtractionConfig, check_field_angle, check_timesteps, default_timesteps
-from dgss.extract.features import extract_features
+from dgss.extract.features import DEFAULT_INVERSION_STEPS, extract_features
 from dgss.extract.precision import round_mantissa
 from dgss.extract.preprocess import (check_fundus_photo, cut_tiles, image_tensor, stitch_tiles, tile_starts,
                                      to_canvas)
@@ -38,17 +38,18 @@ def make_config(
     *,
     blocks: Sequence[str] | None = None,
     timesteps: Sequence[int] | None = None,
-    mode: str = "anchored",
-    ensemble: int = 1,
-    seed: int = 0,
-    bands: str = "haar",
-    input_size: int | None = None,
-    canvas_size: int | None = None,
-    tile_overlap: int = 0,
-    mantissa_bits: int = 5,
+    mode: str = ExtractionSettings.mode.default,
+    draws: int = ExtractionSettings.draws.default,
+    seed: int = ExtractionSettings.seed.default,
+    inversion_steps: int | None = ExtractionSettings.inversion_steps.default,
+    bands: str = ExtractionSettings.bands.default,
+    input_size: int | None = ExtractionSettings.input_size.default,
+    canvas_size: int | None = ExtractionSettings.canvas_size.default,
+    tile_overlap: int = ExtractionSettings.tile_overlap.default,
+    mantissa_bits: int = ExtractionSettings.mantissa_bits.default,
     appearance: str = POOL,
     fov_crop: bool = True,
-    canvas_field_deg: float | None = None,
+    canvas_field_deg: float | None = ExtractionSettings.canvas_field_deg.default,
 ) -> ExtractionConfig:
     """A complete, validated config: defaults filled in from the backbone, everything checked against it.
 
@@ -56,6 +57,7 @@ def make_config(
     :func:`~dgss.extract.blocks.default_blocks`, timesteps = :func:`~dgss.extract.config.default_timesteps`.
     ``tile_overlap`` is set to 0 when the canvas is not tiled, so it does not change the key. ``canvas_field_deg``:
     the field angle the canvas side spans (see :class:`~dgss.extract.config.ExtractionConfig`); None fills it.
+    ``inversion_steps`` (mode ddim): the fine inversion path, ``DEFAULT_INVERSION_STEPS`` when None.
     ``appearance``: the colour target images are matched to (`chosen_appearance`: "pool", "none" or a file); the
     config records the target's values, so the key changes only where the numbers do.
     """
@@ -71,8 +73,9 @@ def make_config(
         blocks=tuple(chosen),
         timesteps=check_timesteps(steps, backbone.num_train_timesteps),
         mode=mode,
-        ensemble=ensemble,
+        draws=draws,
         seed=seed,
+        inversion_steps=_inversion_steps(mode, inversion_steps, backbone.num_train_timesteps),
         bands=bands,
         input_size=size,
         canvas_size=canvas,
@@ -86,6 +89,17 @@ def make_config(
 
 def _as_dict(target: AppearanceTarget | None) -> dict[str, list[float]] | None:
     return None if target is None else target.to_dict()
+
+
+def _inversion_steps(mode: str, steps: int | None, num_train_timesteps: int) -> int | None:
+    """``steps`` for mode ddim (``DEFAULT_INVERSION_STEPS`` when None), checked against T; as given otherwise (the
+    config refuses any: the other modes keep their keys)."""
+    if mode != "ddim":
+        return steps
+    steps = DEFAULT_INVERSION_STEPS if steps is None else steps
+    if steps > num_train_timesteps:
+        raise ModelError(f"inversion steps {steps}: use 1..{num_train_timesteps} (the model's T)")
+    return steps
 
 
 def canvas_fill(config_field_deg: float | None, image_field_deg: float | None) -> float:
@@ -183,6 +197,7 @@ class FeatureExtractor:
             A feature value does not fit float16 (the model's activations are too large to cache), or the config
             spans a field angle and ``field_of_view_deg`` is missing.
         """
+        check_fundus_photo(sample.image, sample.fov, self.config.canvas_size, f"image {sample.id!r}")
         canvas = to_canvas(
             sample.image,
             sample.vessel,
@@ -203,7 +218,6 @@ class FeatureExtractor:
 
     def feature_maps(self, canvas_image: np.ndarray, canvas_fov: np.ndarray) -> dict[str, np.ndarray]:
         """Per block, (timestep, band, channel, y, x) float16 features of a (canvas_y, canvas_x, rgb) uint8 image.
-        check_fundus_photo(sample.image, sample.fov, self.config.canvas_size, f"image {sample.id!r}")
 
         With an appearance target in the config, the image's colours inside `canvas_fov` ((y, x) bool) are first
         matched to it.
@@ -218,8 +232,9 @@ class FeatureExtractor:
             blocks=config.blocks,
             timesteps=config.timesteps,
             mode=config.mode,
-            ensemble=config.ensemble,
+            draws=config.draws,
             seed=config.seed,
+            inversion_steps=config.inversion_steps,
         )
         maps = {}
         for info in self.blocks:

@@ -52,7 +52,7 @@ class Features:
     maps : dict[str, torch.Tensor]
         Per block, (batch, timestep, channel, y, x) float32.
     passes : int
-        Network passes per image: one per timestep evaluated (times the ensemble draws), however they were grouped
+        Network passes per image: one per timestep evaluated (times the noise draws), however they were grouped
         into calls. This is the work done, the "UNet passes per image" of the README and the bench.
     calls : int
         Network calls made. Anchored mode evaluates several timesteps in one call, so it can be fewer than ``passes``.
@@ -70,14 +70,14 @@ def extract_features(
     blocks: Sequence[str],
     timesteps: Sequence[int],
     mode: str = "anchored",
-    ensemble: int = 1,
+    draws: int = 1,
     seed: int = 0,
     inversion_steps: int | None = None,
     timestep_batch: int | None = None,
 ) -> Features:
     """Features of ``images`` (batch, rgb, y, x) in [-1, 1] with the chosen mode; see the module docstring.
 
-    ``timesteps`` must be valid for the backbone (see ``config.check_timesteps``); ``ensemble`` and ``seed`` only
+    ``timesteps`` must be valid for the backbone (see ``config.check_timesteps``); ``draws`` and ``seed`` only
     matter for ``noised``, ``inversion_steps`` only for ``ddim`` (None: through the cached timesteps alone),
     ``timestep_batch`` only for ``anchored`` (a runtime choice, not part of the config: it changes the features only
     by float rounding).
@@ -87,7 +87,7 @@ def extract_features(
     if mode == "ddim":
         return ddim_features(backbone, images, blocks=blocks, timesteps=timesteps, inversion_steps=inversion_steps)
     if mode == "noised":
-        return noised_features(backbone, images, blocks=blocks, timesteps=timesteps, ensemble=ensemble, seed=seed)
+        return noised_features(backbone, images, blocks=blocks, timesteps=timesteps, draws=draws, seed=seed)
     raise ValueError(f"unknown feature mode {mode!r}")
 
 
@@ -226,10 +226,10 @@ def noised_features(
     *,
     blocks: Sequence[str],
     timesteps: Sequence[int],
-    ensemble: int = 1,
+    draws: int = 1,
     seed: int = 0,
 ) -> Features:
-    """Features of f(sqrt(a_t) x0 + sqrt(1 - a_t) eps, t), averaged over ``ensemble`` draws of eps per timestep.
+    """Features of f(sqrt(a_t) x0 + sqrt(1 - a_t) eps, t), averaged over ``draws`` draws of eps per timestep.
 
     The noise comes from a CPU ``torch.Generator`` seeded with ``seed`` and drawn in (timestep, draw) order, so the
     result is reproducible on any device.
@@ -240,11 +240,11 @@ def noised_features(
         clean = backbone.encode(images.to(backbone.device))
         for step in timesteps:
             alpha = alphas[step].to(clean.device, clean.dtype)
-            for _ in range(ensemble):
+            for _ in range(draws):
                 noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype).to(clean.device)
                 backbone.predict(alpha.sqrt() * clean + (1 - alpha).sqrt() * noise, _timestep_rows([step], clean))
-    passes = len(timesteps) * ensemble
-    return Features(maps=_stack_passes(outputs, groups=ensemble), passes=passes, calls=passes)
+    passes = len(timesteps) * draws
+    return Features(maps=_stack_passes(outputs, groups=draws), passes=passes, calls=passes)
 
 
 def _timestep_rows(steps: Sequence[int], sample: torch.Tensor) -> torch.Tensor:

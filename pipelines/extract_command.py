@@ -8,38 +8,31 @@ import typer
 
 from dgss.backbone.shipped import DEFAULT_BACKBONE
 from dgss.errors import DgssError
-from dgss.pipelines.app import app
+from dgss.extract.settings import Bands, Mode
+from dgss.extract.settings import ExtractionSettings as Extraction
+from dgss.pipelines.app import DEFAULT_STORE, STORE_HELP, app
 from dgss.pipelines.extract_job import ExtractionRequest, ExtractionSummary, run_extraction
-
-
-def parse_list(text: Optional[str], convert: type = str, what: str = "value") -> Optional[tuple]:
-    """Split a comma list ("a,b"); None stays None (meaning: the default)."""
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    try:
-        return tuple(convert(item) for item in items)
-    except ValueError:
-        raise DgssError(f"{what} list {text!r} is not a comma-separated list of {convert.__name__}s") from None
+from dgss.pipelines.options import ADVANCED, comma_list, given, option
 
 
 @app.command()
 def extract(
     dataset: Annotated[str, typer.Option(help="Dataset name (DRIVE, HRF, SYNTH-A, folder:PATH, ...).")],
-    store: Annotated[str, typer.Option(help="Zarr store to write, a directory or a URL such as s3://bucket/cache.zarr (created if missing).")] = "features.zarr",
+    store: Annotated[str, typer.Option(help=f"{STORE_HELP} Created if missing.")] = DEFAULT_STORE,
     model: Annotated[str, typer.Option(help=f"Shipped backbone name ({DEFAULT_BACKBONE}, the default, or an older one such as fundus-pool-v1), diffusers UNet2DModel folder or hub id.")] = "",
     data_root: Annotated[Optional[Path], typer.Option(help="Folder holding <NAME>/ datasets (else $DGSS_DATA_ROOT, else ./data).")] = None,
-    blocks: Annotated[Optional[str], typer.Option(help="Comma list of decoder blocks (see `dgss blocks`); default: coarse, middle, fine.")] = None,
-    timesteps: Annotated[Optional[str], typer.Option(help="Comma list of timesteps; default: the paper's set mapped onto the model's T.")] = None,
-    mode: Annotated[str, typer.Option(help="anchored (f(x0, t)), ddim (inversion) or noised (q-sampled).")] = "anchored",
-    ensemble: Annotated[int, typer.Option(min=1, help="Noise draws averaged per timestep (mode noised).")] = 1,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the noise draws (mode noised).")] = 0,
-    bands: Annotated[str, typer.Option(help="haar (LL, LH, HL, HH at half size) or none (raw maps).")] = "haar",
-    input_size: Annotated[Optional[int], typer.Option(min=8, help="Model input side in pixels; default: the model's sample size.")] = None,
-    tiles: Annotated[Optional[int], typer.Option(min=8, help="Canvas side in pixels covered by overlapping input-size tiles (large images, e.g. HRF).")] = None,
-    tile_overlap: Annotated[int, typer.Option(min=0, help="Overlap of neighbouring tiles in pixels.")] = 0,
-    mantissa_bits: Annotated[int, typer.Option(min=0, max=10, help="float16 mantissa bits kept (10: lossless; 5: relative error <= 1.6%, about 2x smaller).")] = 5,
-    canvas_field_deg: Annotated[Optional[float], typer.Option(min=1, help="Field angle in degrees the canvas side spans: every camera gets the same pixels per degree (45: DRIVE fills the canvas, CHASE_DB1's 30 deg field two thirds of it); default: every FOV fills the canvas.")] = None,
+    blocks: Annotated[Optional[str], typer.Option(rich_help_panel=ADVANCED, help="Comma list of decoder blocks (see `dgss blocks`); default: coarse, middle, fine.")] = None,
+    timesteps: Annotated[Optional[str], typer.Option(rich_help_panel=ADVANCED, help="Comma list of timesteps; default: the paper's set mapped onto the model's T.")] = None,
+    mode: Annotated[Optional[Mode], option(Extraction.mode)] = None,
+    draws: Annotated[Optional[int], option(Extraction.draws)] = None,
+    seed: Annotated[Optional[int], option(Extraction.seed)] = None,
+    inversion_steps: Annotated[Optional[int], option(Extraction.inversion_steps)] = None,
+    bands: Annotated[Optional[Bands], option(Extraction.bands)] = None,
+    input_size: Annotated[Optional[int], option(Extraction.input_size)] = None,
+    canvas_size: Annotated[Optional[int], option(Extraction.canvas_size)] = None,
+    tile_overlap: Annotated[Optional[int], option(Extraction.tile_overlap)] = None,
+    mantissa_bits: Annotated[Optional[int], option(Extraction.mantissa_bits)] = None,
+    canvas_field_deg: Annotated[Optional[float], option(Extraction.canvas_field_deg)] = None,
     appearance: Annotated[str, typer.Option(metavar="pool|none|FILE", help="Colour target every image is matched to "
                                             "before the UNet sees it: pool (the backbone's training pool, with a "
                                             "warning where it has none), none, or a dgss_appearance.json file (e.g. a "
@@ -70,25 +63,19 @@ def extract(
         store=store,
         model=model,
         data_root=data_root,
-        blocks=parse_list(blocks, str, "block"),
-        timesteps=parse_list(timesteps, int, "timestep"),
+        blocks=comma_list(blocks, "--blocks"),
+        timesteps=comma_list(timesteps, "--timesteps", int),
         appearance=appearance,
-        mode=mode,
-        ensemble=ensemble,
-        seed=seed,
-        bands=bands,
-        input_size=input_size,
-        canvas_size=tiles,
-        tile_overlap=tile_overlap,
-        mantissa_bits=mantissa_bits,
-        canvas_field_deg=canvas_field_deg,
+        **given(mode=mode, draws=draws, seed=seed, inversion_steps=inversion_steps, bands=bands, input_size=input_size,
+                canvas_size=canvas_size, tile_overlap=tile_overlap, mantissa_bits=mantissa_bits,
+                canvas_field_deg=canvas_field_deg),
         device=device,
         workers=workers,
         threads_per_worker=threads_per_worker,
         scheduler=scheduler,
         overwrite=overwrite,
         split=split,
-        images=parse_list(images, str, "image id"),
+        images=comma_list(images, "--images"),
         labelled_only=labelled_only,
         limit=limit,
     )

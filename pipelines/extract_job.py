@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dgss.errors import DatasetError
+from dgss.extract.settings import ExtractionSettings
 from dgss.pipelines.parallel import map_tasks
+from dgss.settings import check_settings
 
 if TYPE_CHECKING:  # the readers import numpy and PIL: the driver imports them when it runs
     import numpy as np
@@ -48,15 +50,16 @@ class ExtractionRequest:
     data_root: Path | None = None
     blocks: tuple[str, ...] | None = None
     timesteps: tuple[int, ...] | None = None
-    mode: str = "anchored"
-    ensemble: int = 1
-    seed: int = 0
-    bands: str = "haar"
-    input_size: int | None = None
-    canvas_size: int | None = None
-    tile_overlap: int = 0
-    mantissa_bits: int = 5
-    canvas_field_deg: float | None = None
+    mode: str = ExtractionSettings.mode.default
+    draws: int = ExtractionSettings.draws.default
+    seed: int = ExtractionSettings.seed.default
+    inversion_steps: int | None = ExtractionSettings.inversion_steps.default
+    bands: str = ExtractionSettings.bands.default
+    input_size: int | None = ExtractionSettings.input_size.default
+    canvas_size: int | None = ExtractionSettings.canvas_size.default
+    tile_overlap: int = ExtractionSettings.tile_overlap.default
+    mantissa_bits: int = ExtractionSettings.mantissa_bits.default
+    canvas_field_deg: float | None = ExtractionSettings.canvas_field_deg.default
     appearance: str = "pool"  # the backbone's pool target, "none", or a dgss_appearance.json (`chosen_appearance`)
     device: str = "cpu"
     workers: int = 0
@@ -73,8 +76,8 @@ class ExtractionRequest:
         """Refuse counts that would hang a cluster or silently fall back to a default, before any work."""
         from dgss.errors import DgssError
 
-        minimums = {"workers": 0, "threads_per_worker": 1, "ensemble": 1, "tile_overlap": 0, "mantissa_bits": 0}
-        minimums.update({name: 8 for name in ("input_size", "canvas_size") if getattr(self, name) is not None})
+        check_settings(self, ExtractionSettings, DgssError)
+        minimums = {"workers": 0, "threads_per_worker": 1}
         if self.limit is not None:
             minimums["limit"] = 1
         for name, minimum in minimums.items():
@@ -220,8 +223,9 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         blocks=request.blocks,
         timesteps=request.timesteps,
         mode=request.mode,
-        ensemble=request.ensemble,
+        draws=request.draws,
         seed=request.seed,
+        inversion_steps=request.inversion_steps,
         bands=request.bands,
         input_size=request.input_size,
         canvas_size=request.canvas_size,

@@ -42,10 +42,14 @@ def test_make_config_rejects_bad_values(extract_backbone):
         make_config(extract_backbone, blocks=["up_blocks.7"])
     with pytest.raises(ModelError, match="timestep 1000"):
         make_config(extract_backbone, timesteps=[1000])
-    with pytest.raises(ModelError, match="mode 'fancy'"):
+    with pytest.raises(ModelError, match="mode must be one of anchored, ddim, noised, got 'fancy'"):
         make_config(extract_backbone, mode="fancy")
-    with pytest.raises(ModelError, match="ensemble 4"):
-        make_config(extract_backbone, ensemble=4)
+    with pytest.raises(ModelError, match="draws 4"):
+        make_config(extract_backbone, draws=4)
+    with pytest.raises(ModelError, match="inversion steps 50: only mode ddim"):
+        make_config(extract_backbone, inversion_steps=50)
+    with pytest.raises(ModelError, match="inversion steps 1001: use 1..1000"):
+        make_config(extract_backbone, mode="ddim", inversion_steps=1001)
 
 
 def test_entry_layout(extract_backbone, extract_config):

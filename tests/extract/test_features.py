@@ -90,16 +90,16 @@ def test_ddim_with_x0_prediction(extract_x0_backbone, extract_images):
     assert torch.isfinite(deeper).all() and not torch.allclose(deeper, extract_images)
 
 
-def test_noised_seeded_and_ensembled(extract_backbone, extract_images):
-    def run(seed, ensemble=1):
+def test_noised_seeded_and_averaged_over_draws(extract_backbone, extract_images):
+    def run(seed, draws=1):
         return extract_features(
             extract_backbone, extract_images, blocks=["mid_block"], timesteps=STEPS, mode="noised",
-            ensemble=ensemble, seed=seed,
+            draws=draws, seed=seed,
         )
 
     assert torch.equal(run(0).maps["mid_block"], run(0).maps["mid_block"])
     assert not torch.allclose(run(0).maps["mid_block"], run(1).maps["mid_block"])
-    pair = run(0, ensemble=2)
+    pair = run(0, draws=2)
     assert pair.passes == 2 * len(STEPS)
     assert pair.maps["mid_block"].shape == (1, 3, 32, 8, 8)
 

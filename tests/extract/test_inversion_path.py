@@ -1,11 +1,14 @@
-"""DDIM along a fine path (`--inversion-steps`): the path, the passes it costs, and the features it reads."""
+"""DDIM along a fine path (`--inversion-steps`) and noise draws (`--draws`): the path, the passes it costs, the
+features it reads, and the keys of configs from before both options."""
 
 import pytest
 import torch
 
 from dgss.extract.blocks import tap_blocks
-from dgss.extract.config import default_timesteps
+from dgss.extract.config import ExtractionConfig, default_timesteps
+from dgss.extract.extractor import make_config
 from dgss.extract.features import DEFAULT_INVERSION_STEPS, ddim_invert, extract_features, inversion_path
+from dgss.errors import ModelError
 
 BLOCKS = ["mid_block", "up_blocks.2"]
 STEPS = [3, 25, 500]
@@ -45,3 +48,32 @@ def test_fine_ddim_reads_the_cached_timesteps_of_the_whole_inversion(extract_bac
     coarse = extract_features(extract_backbone, inversion_images, blocks=BLOCKS, timesteps=STEPS, mode="ddim")
     assert coarse.passes == len(STEPS)
     assert not torch.allclose(fine.maps["mid_block"][:, 2], coarse.maps["mid_block"][:, 2])
+
+
+def _config(**options) -> ExtractionConfig:
+    return ExtractionConfig(model_digest="0" * 64, blocks=("up_blocks.1",), timesteps=(10, 500), input_size=32,
+                            canvas_size=32, **options)
+
+
+# Keys computed before `draws` was renamed from `ensemble` and `inversion_steps` existed: stores made then must
+# still be found.
+KEYS_BEFORE = {"anchored": "6a8f31b39cc109c1", "noised": "cc3d34a24dab1709", "ddim": "ef88c9eef1b891bb"}
+
+
+def test_configs_from_before_draws_and_inversion_steps_keep_their_keys():
+    noised = _config(mode="noised", draws=3, seed=2)
+    assert noised.to_dict()["ensemble"] == 3 and "draws" not in noised.to_dict()
+    assert noised.key() == KEYS_BEFORE["noised"] and ExtractionConfig.from_dict(noised.to_dict()) == noised
+    assert _config().key() == KEYS_BEFORE["anchored"] and "inversion_steps" not in _config().to_dict()
+    coarse = _config(mode="ddim")
+    assert coarse.key() == KEYS_BEFORE["ddim"] and coarse.inversion_steps is None
+    fine = _config(mode="ddim", inversion_steps=50)
+    assert fine.key() != coarse.key() and ExtractionConfig.from_dict(fine.to_dict()) == fine
+    with pytest.raises(ModelError, match="only mode ddim inverts"):
+        _config(inversion_steps=50)
+
+
+def test_make_config_gives_ddim_the_fine_path_by_default(extract_backbone):
+    assert make_config(extract_backbone, mode="ddim").inversion_steps == DEFAULT_INVERSION_STEPS
+    assert make_config(extract_backbone, mode="ddim", inversion_steps=10).inversion_steps == 10
+    assert make_config(extract_backbone).inversion_steps is None
