@@ -59,7 +59,8 @@ class HeadTrainingConfig:
     and scored every `validate_every` epochs to choose the epoch and threshold (0: train on all, keep the last
     epoch, threshold 0.5). `flips` applies a random flip/rotation to every training window. `lr_schedule`
     "cosine" anneals the learning rate from `lr` to 0 over each member's steps (the release keeps it constant).
-    `blocks` and `timesteps` train on that part of the cache only (None: all it holds; `dgss.aggregate.selection`).
+    `blocks` and `timesteps` train on that part of the cache only (None: all it holds; `dgss.aggregate.selection`),
+    `bands` "LL" on its smooth Haar band alone ("all": every cached band).
     """
 
     head: str = "tsfreqagg"
@@ -78,6 +79,7 @@ class HeadTrainingConfig:
     flips: bool = False
     blocks: tuple[str, ...] | None = None
     timesteps: tuple[int, ...] | None = None
+    bands: str = "all"
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -148,7 +150,8 @@ def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, confi
         used[entry.dataset] = [entry.image_ids[index] for index in training]
         validation_ids[entry.dataset] = [entry.image_ids[index] for index in validation]
     first = entries[0]
-    spec = select_spec(CacheSpec.from_entry_attrs(first.config, first.attrs), config.blocks, config.timesteps)
+    spec = select_spec(CacheSpec.from_entry_attrs(first.config, first.attrs), config.blocks, config.timesteps,
+                       config.bands)
     # Every hyperparameter, defaults included: a checkpoint written under other defaults is refused, not misloaded.
     resolved = dataclasses.replace(config, head_params=head_config(config.head, **config.head_params).to_dict())
     identity = {"training": resolved.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}

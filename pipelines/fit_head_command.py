@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dgss.aggregate.settings import BandSelection
 from dgss.errors import DgssError
 from dgss.pipelines.app import app
 
@@ -57,6 +58,10 @@ def fit_head_command(
                                                    "`dgss info` lists them), e.g. up_blocks.1,up_blocks.2.")] = None,
     timesteps: Annotated[str | None, typer.Option(help="Comma list of cached timesteps to train on (default: all), "
                                                       "e.g. 25,50.")] = None,
+    bands: Annotated[BandSelection, typer.Option(help="Cached bands to train on: all, or LL (the smooth Haar band "
+                                                      "alone, no detail bands). Raw maps without the Haar split are "
+                                                      "an extraction of their own: dgss extract --bands none.")
+                     ] = BandSelection.all,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     memory_gib: Annotated[float, typer.Option(min=0, help="Decoded source images kept in RAM for the whole run "
                                                         "instead of read from the store every epoch (GiB; 0: "
@@ -77,7 +82,8 @@ def fit_head_command(
                                 lr=lr, lr_schedule=lr_schedule.value, seed=seed, ensemble=ensemble,
                                 dice_weight=dice_weight, validation_fraction=validation_fraction,
                                 validate_every=validate_every, flips=flips, blocks=comma_list(blocks, "--blocks"),
-                                timesteps=comma_list(timesteps, "--timesteps", int), device=device)
+                                timesteps=comma_list(timesteps, "--timesteps", int), bands=bands.value,
+                                device=device)
     if resume and overwrite:
         raise DgssError("--resume and --overwrite contradict each other: pass one of them")
     sources = [name.strip() for name in source.split(",") if name.strip()]

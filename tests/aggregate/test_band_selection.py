@@ -1,13 +1,23 @@
 """Training on the LL band alone (`fit-head --bands LL`) and on raw maps (`extract --bands none`): the part a head
-reads, and that it reads nothing else."""
+reads, that it reads nothing else, and a vote of ten heads (`--ensemble 10`)."""
+
+import json
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from dgss.aggregate.evaluation import evaluate_run
 from dgss.aggregate.heads import build_head
+from dgss.aggregate.run import RUN_FILE
 from dgss.aggregate.selection import is_part_of, select_features, select_spec
+from dgss.aggregate.training import HeadTrainingConfig, fit_head
 from dgss.aggregate.spec import BlockSpec, CacheSpec
 from dgss.errors import DgssError
+from dgss.pipelines.app import app
+from dgss.pipelines.cli import main  # noqa: F401  registers every command on `app`
+from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
+from dgss.store import FeatureStore
 from head_batches import random_batch
 
 SMALL = {"width": 8, "kernel_channels": 4}
@@ -49,3 +59,36 @@ def test_an_ll_head_reads_the_ll_band_and_nothing_else():
         ll = [ll_head(select_features(b, cached.timesteps, part, timestep_dim=1)) for b in (batch, changed)]
         full = [full_head(b) for b in (batch, changed)]
     assert torch.equal(ll[0], ll[1]) and not torch.allclose(full[0], full[1])
+
+
+def test_fit_head_bands_ll_records_the_part_and_scores_the_whole_cache(aggregate_store, tmp_path):
+    result = CliRunner().invoke(app, ["fit-head", "--source", "SRC", "--store", str(aggregate_store), "--out",
+                                      str(tmp_path / "run"), "--bands", "LL", "--epochs", "1", "--window", "0",
+                                      "--head-param", "width=8", "--head-param", "kernel_channels=4"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run" / RUN_FILE).read_text())
+    assert record["spec"]["bands"] == "LL" and record["training"]["bands"] == "LL"
+    results = evaluate_run(tmp_path / "run", None, ["TGT"], tmp_path / "report", overlays=0)
+    assert results["targets"]["TGT"]["n_images"] == 2
+    refused = CliRunner().invoke(app, ["fit-head", "--source", "SRC", "--store", str(aggregate_store), "--out",
+                                       str(tmp_path / "bad"), "--bands", "HH"])
+    assert refused.exit_code == 2 and "HH" in refused.output
+
+
+def test_a_vote_of_ten_heads_is_accepted():
+    assert HeadTrainingConfig(ensemble=10).ensemble == 10
+    assert HeadTrainingConfig.from_dict(HeadTrainingConfig(ensemble=12).to_dict()).ensemble == 12
+
+
+def test_tsfreqagg_trains_and_scores_on_raw_maps_without_the_haar_split(extract_model_dir, tmp_path):
+    request = ExtractionRequest(dataset="SYNTH-A-4x64", store=tmp_path / "raw.zarr", model=str(extract_model_dir),
+                                timesteps=(10, 500), bands="none")
+    summary = run_extraction(request)
+    entry = FeatureStore(tmp_path / "raw.zarr").entry("SYNTH-A-4x64", summary.key)
+    assert entry.coords["band"] == ["raw"]
+    config = HeadTrainingConfig(head_params={**SMALL, "fusion": "bilinear"}, epochs=1, window=None,
+                                validation_fraction=0.0)
+    run_dir = fit_head(tmp_path / "raw.zarr", ["SYNTH-A-4x64"], tmp_path / "run", config)
+    assert json.loads((run_dir / RUN_FILE).read_text())["spec"]["bands"] == "none"
+    results = evaluate_run(run_dir, None, ["SYNTH-A-4x64"], tmp_path / "report", overlays=0)
+    assert 0 <= results["targets"]["SYNTH-A-4x64"]["pooled"]["dice"] <= 1

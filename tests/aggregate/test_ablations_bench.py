@@ -1,0 +1,97 @@
+"""bench/ablations.py: which runs it makes, on which cache, and how it picks the best single timestep (fit-head
+and evaluate stubbed: the real ones run in bench/dg_protocol.py's tests and by hand)."""
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "ablations.py"
+DICE_BY_TIMESTEP = {1: 0.6, 10: 0.7}  # source validation Dice of the single-timestep runs: 10 is the best
+
+
+@pytest.fixture
+def ablations(monkeypatch):
+    """The script with one protocol, fit-head and evaluate replaced by a stub that writes a run record."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when the script runs: its sibling modules import
+    spec = importlib.util.spec_from_file_location("ablations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "PROTOCOLS", {"single-DRIVE": (["DRIVE"], ["DRIVE", "STARE"])})
+    module.calls = []
+
+    def run_one(dgss, store, run_dir, sources, targets, head, seed, options, key, threshold=None):
+        if (run_dir / "run.json").is_file():  # a run made of another's heads: evaluated only
+            return json.loads((run_dir / "bench_timing.json").read_text())
+        module.calls.append((run_dir.parts[-4], seed, tuple(options), key))
+        step = int(options[options.index("--timesteps") + 1]) if "--timesteps" in options else None
+        members = int(options[options.index("--ensemble") + 1]) if "--ensemble" in options else 1
+        run_dir.mkdir(parents=True, exist_ok=True)
+        heads = [f"head_{member:02d}.safetensors" for member in range(members)]
+        for name in heads:
+            (run_dir / name).write_text(name)
+        history = [{"dice": DICE_BY_TIMESTEP.get(step, 0.5)}]
+        record = {"head_files": heads, "selection": [{"history": history}] * members,
+                  "training": {"ensemble": members}}
+        (run_dir / "run.json").write_text(json.dumps(record))
+        (run_dir / "bench_timing.json").write_text(json.dumps({"fit_s": 10.0}))
+        return {"fit_s": 10.0, "eval_s": 1.0}
+
+    def score_rows(variant, protocol, head, seed, run_dir, timing, threshold=None):
+        return [{"variant": variant, "protocol": protocol, "target": target, "unseen": target != "DRIVE",
+                 "head": head, "seed": seed, "dice": 0.7, "auc_roc": 0.9, "auc_pr": 0.8, "sensitivity": 0.7,
+                 "specificity": 0.9, "image_dice_mean": 0.7, "threshold": 0.5, "n_images": 2,
+                 "fit_s": timing["fit_s"], "eval_s": 1.0} for target in ("DRIVE", "STARE")]
+
+    monkeypatch.setattr(module, "run_one", run_one)
+    monkeypatch.setattr(module, "score_rows", score_rows)
+    return module
+
+
+def test_every_row_runs_on_its_cache_and_the_best_single_timestep_carries_on(ablations, aggregate_cache, tmp_path,
+                                                                            monkeypatch, capsys):
+    for dataset in ablations.DATASETS:
+        aggregate_cache(dataset, n_images=2)
+    store = tmp_path / "store"
+    default_key = ablations.FeatureStore(store).entry("DRIVE").key
+    out = tmp_path / "results" / "ablations.csv"
+    monkeypatch.setattr(sys, "argv", ["ablations.py", "--store", str(store), "--seeds", "0,1", "--runs",
+                                      str(tmp_path / "runs"), "--csv", str(out)])
+    ablations.main()
+    printed = capsys.readouterr().out
+    for extraction in ("ddim", "noised", "raw"):  # not cached: skipped, with the command that makes them
+        assert f"entry {extraction} (key " in printed
+    assert "--mode ddim --inversion-steps 50" in printed and "--mode noised --draws 4" in printed
+    ran = {(variant, seed) for variant, seed, _, _ in ablations.calls}
+    assert {variant for variant, _ in ran} == {"default", "gate-mean", "vote-10", "gate-single-t1",
+                                               "gate-single-t10"}  # vote-3 is vote-10's first three heads
+    vote_3 = json.loads((tmp_path / "runs" / "vote-3" / "single-DRIVE" / "tsfreqagg" / "seed1" / "run.json")
+                        .read_text())
+    assert vote_3["head_files"] == [f"head_0{member}.safetensors" for member in range(3)]
+    assert len(vote_3["selection"]) == vote_3["training"]["ensemble"] == 3
+    assert ("gate-single-t10", 1) in ran and ("gate-single-t1", 1) not in ran  # the best of seed 0 carries on
+    assert {key for *_, key in ablations.calls} == {default_key}
+    options = {variant: opts for variant, _, opts, _ in ablations.calls}
+    assert options["gate-mean"] == ("--head-param", "gate=mean") and options["vote-10"] == ("--ensemble", "10")
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2 * (4 * 2 + 2 + 1)  # two targets x (4 variants x 2 seeds + 2 candidates + the best again)
+    assert {row["fit_s"] for row in rows if row["variant"] == "vote-3"} == {"3.0"}  # 3/10 of vote-10's
+    table = out.with_suffix(".md").read_text()
+    assert "best single timestep for single-DRIVE (source validation Dice at seed 0): 10" in table
+    assert "| vote-10 | single-DRIVE | STARE | 2 | 0.700 ± 0.000 | +0.000 |" in table
+    assert out.with_suffix(".png").is_file()
+
+
+def test_variant_entries_differ_from_the_default_in_their_own_fields_only(ablations, aggregate_cache, tmp_path):
+    for dataset in ablations.DATASETS:
+        aggregate_cache(dataset, n_images=1)
+    keys, configs = ablations.variant_keys(ablations.FeatureStore(tmp_path / "store"), None)
+    assert len(set(keys.values())) == 4
+    assert (configs["ddim"].mode, configs["ddim"].inversion_steps) == ("ddim", 50)
+    assert (configs["noised"].mode, configs["noised"].draws) == ("noised", 4) and configs["raw"].bands == "none"
+    assert configs["raw"].timesteps == configs["anchored"].timesteps == (1, 10)
+    command = ablations.extract_command("dgss", tmp_path / "s", "STARE", configs["noised"], "noised", None)
+    assert command[-4:] == ["--mode", "noised", "--draws", "4"] and "--timesteps" in command
