@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--timesteps", help="comma list (default: the four latest of the default set)")
     parser.add_argument("--draws", type=int, default=4, help="noise draws averaged (mode noised)")
     parser.add_argument("--inversion-steps", type=int, default=DEFAULT_INVERSION_STEPS, help="mode ddim")
+    parser.add_argument("--modes", default="anchored,ddim,noised", help="comma list: the modes to measure")
     parser.add_argument("--print-only", action="store_true", help="print the extraction commands and stop")
     parser.add_argument("--csv", type=Path, default=Path("bench/results/faithfulness.csv"))
     args = parser.parse_args()
@@ -169,7 +170,9 @@ def main() -> None:
         timesteps = tuple(int(step) for step in args.timesteps.split(","))
     else:
         timesteps = default_timesteps(load_backbone(resolve_model(args.model)).num_train_timesteps)[-4:]
-    rows_to_measure = comparisons(args.dataset, args.view, args.draws, args.inversion_steps)
+    modes = set(args.modes.split(","))
+    rows_to_measure = [row for row in comparisons(args.dataset, args.view, args.draws, args.inversion_steps)
+                       if dict(row.reference.options)["mode"] in modes]
     sides = list(dict.fromkeys(side for row in rows_to_measure for side in (row.reference, row.moved)))
     if args.print_only:
         print("\n".join(side.command(args, timesteps) for side in sides))
@@ -190,7 +193,8 @@ def main() -> None:
         writer.writerows(rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     settings = (f"Faithfulness ratio (view distance / between-image distance; lower: features move less under a "
-                f"camera change), {args.dataset} training images 1-{args.images}, view {args.view}, timesteps "
+                f"camera change), modes {args.modes}, {args.dataset} training images 1-{args.images}, view "
+                f"{args.view}, timesteps "
                 f"{', '.join(map(str, timesteps))}, {args.draws} noise draws, {args.inversion_steps} DDIM inversion "
                 f"steps, backbone {args.model or 'default'}; commit {commit}, {time.strftime('%Y-%m-%d')}. Command: "
                 f"`{shlex.join(['bench/faithfulness.py', *sys.argv[1:]])}`")

@@ -47,3 +47,10 @@ def test_print_only_lists_one_extraction_per_dataset_and_mode(faithfulness, monk
     assert lines[2] == ("dgss extract --dataset DRIVE --store s.zarr --split training --limit 3 --timesteps "
                         "250,875 --mode ddim --inversion-steps 50")
     assert sum("--seed 1" in line for line in lines) == 2
+
+
+def test_modes_choose_the_comparisons_and_so_the_extractions(faithfulness, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["faithfulness.py", "--store", "s.zarr", "--timesteps", "250", "--modes",
+                                      "anchored", "--print-only"])
+    faithfulness.main()
+    assert [line.split()[3] for line in capsys.readouterr().out.splitlines()] == ["DRIVE", "DRIVE+photo1"]
