@@ -36,9 +36,9 @@ from dgss.aggregate.settings import InferenceSettings
 from dgss.aggregate.spec import CacheSpec
 from dgss.datasets.photometric import viewed_dataset
 from dgss.errors import RunError
+from dgss.files import atomic_path
 from dgss.store import store_location
 from dgss.store.feature_store import is_url
-from dgss.files import atomic_path
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
@@ -155,7 +155,7 @@ def prepare_out_dir(out_dir: str | Path, *, resume: bool = False, overwrite: boo
 
 
 def write_head(out_dir: Path, name: str, head: nn.Module, head_name: str, member: int) -> None:
-    """Write one member's weights atomically."""
+    """Write one member's weights atomically, the header's keys sorted: the same weights, the same bytes."""
     with atomic_path(out_dir / name) as temporary:
         save_model(head, str(temporary), metadata={"head": head_name, "member": str(member)})
         temporary.write_bytes(canonical_safetensors(temporary.read_bytes()))
