@@ -25,6 +25,8 @@ from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.windows import crop, sample_windows
 from dgss.backbone.appearance import AppearanceTarget, match_appearance
 from dgss.errors import StoreError
+from dgss.extract.fov_border import extend_fov
+from dgss.extract.settings import OutsideFov
 from dgss.store import Entry
 from dgss.store.schema import FEATURE_PREFIX
 
@@ -81,7 +83,8 @@ def feature_names(entry: Entry) -> list[str]:
 
 def head_image(image: np.ndarray, fov: np.ndarray, extraction_config: Mapping[str, Any]) -> torch.Tensor:
     """The heads' "image" input: the canvas image as the backbone saw it (matched to the config's appearance target
-    inside the FOV, where the config has one), as (rgb, y, x) float32 in [0, 1].
+    inside the FOV, where the config has one; extended past the FOV where the config says so), as (rgb, y, x)
+    float32 in [0, 1].
 
     A head that reads the image (the U-Net baseline, T&S-FreqAgg's refinement) then sees exactly the input the
     features were computed from, so a comparison between heads is not a comparison of preprocessing.
@@ -94,6 +97,8 @@ def head_image(image: np.ndarray, fov: np.ndarray, extraction_config: Mapping[st
     appearance = extraction_config.get("appearance")
     if appearance is not None:
         image = match_appearance(image, fov, AppearanceTarget.from_dict(appearance))
+    if extraction_config.get("outside_fov") == OutsideFov.extend:
+        image = extend_fov(image, fov)
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0)
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from dgss.errors import ModelError
-from dgss.extract.settings import ExtractionSettings, Mode
+from dgss.extract.settings import ExtractionSettings, Mode, OutsideFov
 from dgss.settings import check_settings
 from dgss.store import SCHEMA_VERSION, config_key
 
@@ -112,6 +112,10 @@ class ExtractionConfig:
         FOV box (longer side) is scaled to ``canvas_size * min(1, its field angle / canvas_field_deg)`` pixels and
         centred; a camera wider than this is fitted to the canvas (fill 1), not cropped. None (default): every FOV
         fills the canvas. Left out of :meth:`to_dict` when None, so configs without it keep their keys.
+    outside_fov : str
+        "black" (default): the canvas outside the FOV as photographed; "extend": filled from the FOV's border
+        (``dgss.extract.fov_border``), after appearance matching, before the UNet. Left out of :meth:`to_dict`
+        when black.
     schema_version : int
         The store schema these arrays follow.
     """
@@ -131,13 +135,14 @@ class ExtractionConfig:
     mantissa_bits: int = ExtractionSettings.mantissa_bits.default
     fov_crop: bool = True
     canvas_field_deg: float | None = ExtractionSettings.canvas_field_deg.default
+    outside_fov: str = ExtractionSettings.outside_fov.default
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
         object.__setattr__(self, "timesteps", _normal_timesteps(self.timesteps))
         check_settings(self, ExtractionSettings, ModelError)  # the bounds `dgss extract` checks its options against
-        for name in ("mode", "bands"):  # plain strings in the config, whichever way they were given
+        for name in ("mode", "bands", "outside_fov"):  # plain strings in the config, whichever way they were given
             object.__setattr__(self, name, str(getattr(self, name)))
         if self.mode != Mode.noised and self.draws != 1:
             raise ModelError(f"draws {self.draws}: use >= 1 with mode noised, 1 with other modes")
@@ -163,6 +168,8 @@ class ExtractionConfig:
         for name in ("canvas_field_deg", "inversion_steps"):
             if data[name] is None:
                 del data[name]  # absent, not null: configs from before the option keep their keys
+        if data["outside_fov"] == OutsideFov.black:
+            del data["outside_fov"]  # likewise: a black surround is what every config before the option had
         return {RECORDED_NAMES.get(name, name): value for name, value in data.items()}
 
     @classmethod

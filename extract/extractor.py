@@ -20,11 +20,12 @@ from dgss.errors import ModelError
 from dgss.extract.bands import split_bands
 from dgss.extract.blocks import check_blocks, default_blocks, group_levels, list_blocks, select_blocks
 from dgss.extract.config import ExtractionConfig, check_field_angle, check_timesteps, default_timesteps
+from dgss.extract.fov_border import extend_fov
 from dgss.extract.features import DEFAULT_INVERSION_STEPS, extract_features
 from dgss.extract.precision import round_mantissa
 from dgss.extract.preprocess import (check_fundus_photo, cut_tiles, image_tensor, stitch_tiles, tile_starts,
                                      to_canvas)
-from dgss.extract.settings import ExtractionSettings
+from dgss.extract.settings import ExtractionSettings, OutsideFov
 from dgss.store import ArraySpec
 from dgss.store.geometry import Geometry
 from dgss.store.schema import BlockLayout, EntryLayout, band_names, banded_size, feature_array, halves_maps
@@ -50,6 +51,7 @@ def make_config(
     appearance: str = POOL,
     fov_crop: bool = True,
     canvas_field_deg: float | None = ExtractionSettings.canvas_field_deg.default,
+    outside_fov: str = ExtractionSettings.outside_fov.default,
 ) -> ExtractionConfig:
     """A complete, validated config: defaults filled in from the backbone, everything checked against it.
 
@@ -84,6 +86,7 @@ def make_config(
         mantissa_bits=mantissa_bits,
         fov_crop=fov_crop,
         canvas_field_deg=canvas_field_deg,
+        outside_fov=outside_fov,
     )
 
 
@@ -220,11 +223,13 @@ class FeatureExtractor:
         """Per block, (timestep, band, channel, y, x) float16 features of a (canvas_y, canvas_x, rgb) uint8 image.
 
         With an appearance target in the config, the image's colours inside `canvas_fov` ((y, x) bool) are first
-        matched to it.
+        matched to it; with ``outside_fov`` "extend", the canvas outside the FOV is then filled from its border.
         """
         config = self.config
         if config.appearance is not None:
             canvas_image = match_appearance(canvas_image, canvas_fov, AppearanceTarget.from_dict(config.appearance))
+        if config.outside_fov == OutsideFov.extend:
+            canvas_image = extend_fov(canvas_image, canvas_fov)
         tiles = cut_tiles(image_tensor(canvas_image), self.tile_starts, config.input_size)
         features = extract_features(
             self.backbone,

@@ -21,6 +21,14 @@ class Bands(StrEnum):
     none = "none"
 
 
+class OutsideFov(StrEnum):
+    """What the canvas holds outside the field of view: black (as photographed) or the fundus extended past its
+    border (`dgss.extract.fov_border`), so that the border makes no edge whatever its shape."""
+
+    black = "black"
+    extend = "extend"
+
+
 class ExtractionSettings(Settings):
     mode = Setting(kind=Mode, default=Mode.anchored, advanced=True,
                    help="anchored (f(x0, t)), ddim (inversion) or noised (q-sampled).")
@@ -43,6 +51,9 @@ class ExtractionSettings(Settings):
                               help="DDIM inversion steps over the whole schedule (mode ddim): the path takes every "
                                    "T/N-th timestep up to the last cached one, the cached ones merged in; default 50 "
                                    "(about 50 UNet passes per image).")
+    outside_fov = Setting(kind=OutsideFov, default=OutsideFov.black, advanced=True,
+                          help="Canvas outside the FOV: black, or extend (the fundus continued past its border, so a "
+                               "flat-cut or notched FOV draws no edge a head could take for a vessel).")
     canvas_field_deg = Setting(kind=float, default=None, low=0, low_open=True, optional=True,
                                help="Field angle in degrees the canvas side spans: every camera gets the same pixels "
                                     "per degree (45: DRIVE fills the canvas, CHASE_DB1's 30 deg field two thirds of "

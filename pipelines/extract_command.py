@@ -8,7 +8,7 @@ import typer
 
 from dgss.backbone.shipped import DEFAULT_BACKBONE
 from dgss.errors import DgssError
-from dgss.extract.settings import Bands, Mode
+from dgss.extract.settings import Bands, Mode, OutsideFov
 from dgss.extract.settings import ExtractionSettings as Extraction
 from dgss.pipelines.app import DEFAULT_STORE, STORE_HELP, app
 from dgss.pipelines.extract_job import ExtractionRequest, ExtractionSummary, run_extraction
@@ -33,6 +33,7 @@ def extract(
     tile_overlap: Annotated[Optional[int], option(Extraction.tile_overlap)] = None,
     mantissa_bits: Annotated[Optional[int], option(Extraction.mantissa_bits)] = None,
     canvas_field_deg: Annotated[Optional[float], option(Extraction.canvas_field_deg)] = None,
+    outside_fov: Annotated[Optional[OutsideFov], option(Extraction.outside_fov)] = None,
     appearance: Annotated[str, typer.Option(metavar="pool|none|FILE", help="Colour target every image is matched to "
                                             "before the UNet sees it: pool (the backbone's training pool, with a "
                                             "warning where it has none), none, or a dgss_appearance.json file (e.g. a "
@@ -68,7 +69,7 @@ def extract(
         appearance=appearance,
         **given(mode=mode, draws=draws, seed=seed, inversion_steps=inversion_steps, bands=bands, input_size=input_size,
                 canvas_size=canvas_size, tile_overlap=tile_overlap, mantissa_bits=mantissa_bits,
-                canvas_field_deg=canvas_field_deg),
+                canvas_field_deg=canvas_field_deg, outside_fov=outside_fov),
         device=device,
         workers=workers,
         threads_per_worker=threads_per_worker,

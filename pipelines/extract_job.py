@@ -60,6 +60,7 @@ class ExtractionRequest:
     tile_overlap: int = ExtractionSettings.tile_overlap.default
     mantissa_bits: int = ExtractionSettings.mantissa_bits.default
     canvas_field_deg: float | None = ExtractionSettings.canvas_field_deg.default
+    outside_fov: str = ExtractionSettings.outside_fov.default
     appearance: str = "pool"  # the backbone's pool target, "none", or a dgss_appearance.json (`chosen_appearance`)
     device: str = "cpu"
     workers: int = 0
@@ -232,6 +233,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         tile_overlap=request.tile_overlap,
         mantissa_bits=request.mantissa_bits,
         canvas_field_deg=request.canvas_field_deg,
+        outside_fov=request.outside_fov,
         appearance=request.appearance,
     )
     extractor = FeatureExtractor(backbone, config)

@@ -52,3 +52,19 @@ def test_nothing_to_fill_leaves_the_image_as_it_is():
     image = _fundus()
     assert extend_fov(image, np.ones((SIDE, SIDE), bool)) is image
     assert extend_fov(image, np.zeros((SIDE, SIDE), bool)) is image
+
+
+def test_extend_is_an_extraction_setting_that_changes_the_backbones_input(extract_backbone):
+    from dgss.aggregate.data import head_image
+    from dgss.extract.extractor import FeatureExtractor, make_config
+
+    black = make_config(extract_backbone, timesteps=[3])
+    extended = make_config(extract_backbone, timesteps=[3], outside_fov="extend")
+    assert "outside_fov" not in black.to_dict()  # stores extracted before the setting keep their keys
+    assert extended.key() != black.key() and extended.to_dict()["outside_fov"] == "extend"
+    fov = _fov("cut flat")[::3, ::3]
+    image = np.where(fov[..., None], _fundus()[::3, ::3], 0).astype(np.uint8)
+    maps = [FeatureExtractor(extract_backbone, config).feature_maps(image, fov) for config in (black, extended)]
+    assert any(not np.array_equal(maps[0][block], maps[1][block]) for block in maps[0])
+    seen = head_image(image, fov, extended.to_dict()).numpy()  # the heads read the canvas the backbone saw
+    assert seen[1][~fov].mean() > 0.2 and head_image(image, fov, black.to_dict()).numpy()[1][~fov].max() == 0
