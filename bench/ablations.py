@@ -1,4 +1,4 @@
-"""The method's claims, measured (issue 33): each ablation of DiffDGSSv2 against the default, on both protocols.
+"""The method's claims, measured: each ablation of DiffDGSSv2 against the default, on both protocols.
 
 Every row is a T&S-FreqAgg head trained by `dgss fit-head` and scored by `dgss evaluate` as bench/dg_protocol.py
 does (whose functions run, score, merge and tabulate here), on the protocols single-DRIVE and loo-* and three seeds:

@@ -1,5 +1,6 @@
 """How faithful each feature mode is: how far an image's cached features move under a photometric view, relative to
-how far they move between different images (issue 33; METHOD.md §1).
+how far they move between different images. The method's claim: anchored features f(x0, t) move least, noised ones
+are distorted by their random draws, DDIM-inverted ones blurred by the error the inversion accumulates.
 
 Per mode, block and timestep, over the first --images training images of --dataset and their view --view
 (``DATASET+photoK``: gamma, contrast, colour cast, blur and noise; dgss.datasets.photometric):
