@@ -29,7 +29,9 @@ class Checkpoint:
     ``identity`` is what must not change between a run and its resumption (training config, sources, key);
     ``losses`` holds the per-epoch mean loss of every member so far, the current one last; ``validation`` the
     validation scores of every member so far (dicts of `ValidationScore`), and ``best_head`` the current member's
-    weights at its best validation score (None before its first validation, or without validation).
+    weights at its best validation score (None before its first validation, or without validation). ``phase`` is
+    the training phase whose optimizer ``optimizer`` is (`dgss.aggregate.phases`; "joint" in checkpoints from before
+    phases existed).
     """
 
     identity: dict[str, Any]
@@ -40,6 +42,7 @@ class Checkpoint:
     losses: list[list[float]]
     validation: list[list[dict[str, Any]]]
     best_head: dict[str, torch.Tensor] | None
+    phase: str = "joint"
 
 
 def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -48,7 +51,7 @@ def save_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
         torch.save({"identity": json.dumps(checkpoint.identity, sort_keys=True), "member": checkpoint.member,
                     "epoch": checkpoint.epoch, "head": checkpoint.head, "optimizer": checkpoint.optimizer,
                     "losses": checkpoint.losses, "validation": json.dumps(checkpoint.validation),
-                    "best_head": checkpoint.best_head}, temporary)
+                    "best_head": checkpoint.best_head, "phase": str(checkpoint.phase)}, temporary)
 
 
 def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | None:
@@ -69,7 +72,8 @@ def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | Non
                        "with the options of the stopped run, or pass --overwrite to start again")
     return Checkpoint(identity=saved, member=int(data["member"]), epoch=int(data["epoch"]), head=data["head"],
                       optimizer=data["optimizer"], losses=[list(map(float, member)) for member in data["losses"]],
-                      validation=json.loads(data["validation"]), best_head=data["best_head"])
+                      validation=json.loads(data["validation"]), best_head=data["best_head"],
+                      phase=str(data.get("phase", "joint")))
 
 
 def remove_checkpoint(run_dir: Path) -> None:
