@@ -25,6 +25,7 @@ import numpy as np
 from dgss.aggregate.data import CachedImages, split_indices, unlabelled_count, warn_pending
 from dgss.aggregate.inference import image_prediction
 from dgss.aggregate.metrics import METRIC_NAMES, MetricAccumulator, vessel_metrics
+from dgss.aggregate.settings import InferenceSettings
 from dgss.aggregate.report import draw_table, format_table, overlay_panel, write_csv, write_json
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run, run_store
 from dgss.aggregate.selection import is_part_of
@@ -62,7 +63,8 @@ def safe_file_name(name: str) -> str:
 def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Sequence[str],
                  report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
                  tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False,
-                 threshold: float | str | None = None, overwrite: bool = False, flips: bool = False
+                 threshold: float | str | None = None, overwrite: bool = False,
+                 flips: bool = InferenceSettings.tta.default
                  ) -> dict[str, Any]:
     """Score the run on every target; write each target's scores (CSV, JSON, PNG table) and overlays in its folder
     `report_dir/<target>/` (`target_report_dir`); a target whose folder holds a report is refused unless `overwrite`.

@@ -69,9 +69,10 @@ class InferenceSettings(Settings):
                    help="Side of the tiles the heads are applied in, canvas pixels; 0: the whole canvas at once.")
     tile_context = Setting(kind=int, default=96, low=0, advanced=True,
                            help="Margin dropped from each inner tile edge, canvas pixels.")
-    tta = Setting(kind=bool, default=False,
-                  help="Test-time flips: average every head over the eight flips and rotations of each canvas "
-                       "(eight times the inference cost).")
+    tta = Setting(kind=bool, default=True,
+                  help="Test-time flips: average every head over the eight flips and rotations of each canvas (on "
+                       "real unseen cameras +0.002 to +0.008 Dice and up to +0.004 AUC for both heads, for eight "
+                       "times the head's inference cost; --no-tta for speed).")
 
 
 MEMORY_GIB = Setting(name="memory_gib", kind=float, default=4.0, low=0, advanced=True,

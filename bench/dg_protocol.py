@@ -21,7 +21,7 @@ over seeds are written as a markdown table (.md) and, per variant, a chart of Di
     .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
     .venv/bin/python bench/dg_protocol.py --store S --variant flips --options=--flips --protocol single-DRIVE --seeds 0
     .venv/bin/python bench/dg_protocol.py --store S --variant otsu --runs-of default --threshold otsu   # no fitting
-    .venv/bin/python bench/dg_protocol.py --store S --variant default-tta --runs-of default --tta   # test-time flips
+    .venv/bin/python bench/dg_protocol.py --store S --variant notta --runs-of default --no-tta   # no test-time flips
     .venv/bin/python bench/dg_protocol.py --store S --head unet-reference --protocol single-DRIVE   # the strong U-Net
     .venv/bin/python bench/dg_protocol.py --store S --variant photo2 --views 2   # + DRIVE+photo1, DRIVE+photo2, ...
 
@@ -93,7 +93,7 @@ def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: 
         timing = {"fit_s": timing["fit_s"]}  # every evaluation of the old fit is stale
     report, eval_key = run_dir / report_name(threshold, tta), eval_name(threshold, tta)
     if not all((report / target / "scores.json").is_file() for target in targets) or eval_key not in timing:
-        given = ([] if threshold is None else ["--threshold", threshold]) + (["--tta"] if tta else [])
+        given = ([] if threshold is None else ["--threshold", threshold]) + (["--tta"] if tta else ["--no-tta"])
         timing[eval_key] = timed([dgss, "evaluate", "--run", str(run_dir), "--target", ",".join(targets),
                                   "--report", str(report), "--overlays", "2", "--overwrite", *given])
     timing_file.write_text(json.dumps(timing))
@@ -218,7 +218,8 @@ def main() -> None:
                         "--threshold")
     parser.add_argument("--threshold", help="dgss evaluate --threshold (a probability or otsu) instead of each "
                         "run's own")
-    parser.add_argument("--tta", action="store_true", help="dgss evaluate --tta: test-time flips (8x the scoring)")
+    parser.add_argument("--no-tta", dest="tta", action="store_false", help="score without test-time flips, as every "
+                        "row before 2026-12-07 was (dgss evaluate --no-tta; 8x less scoring)")
     parser.add_argument("--views", type=int, default=0, help="photometric views 1..K of each source as extra sources")
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
     parser.add_argument("--head", action="append", choices=sorted(HEADS), help="repeatable [all]")

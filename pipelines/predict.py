@@ -21,6 +21,7 @@ from PIL import Image
 from dgss.aggregate.data import head_image
 from dgss.aggregate.inference import image_prediction
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run, load_run, run_store
+from dgss.aggregate.settings import InferenceSettings
 from dgss.backbone.loading import load_backbone
 from dgss.backbone.shipped import backbone_reference, resolve_model
 from dgss.datasets import derive_fov, read_image
@@ -74,7 +75,7 @@ def predict_images(
     threshold: float | str | None = None,
     save_probabilities: bool = False,
     skip_existing: bool = False,
-    flips: bool = False,
+    flips: bool = InferenceSettings.tta.default,
 ) -> list[Prediction]:
     """Segment `images` (files, or folders of image files); write `<stem>_prob.png`, `<stem>_mask.png` and
     `<stem>_overlay.png` per image, and `<stem>_prob.tif` (float32 probability) with `save_probabilities`; then

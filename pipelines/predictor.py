@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run
+from dgss.aggregate.settings import InferenceSettings
 from dgss.aggregate.run import load_run as load_heads
 from dgss.datasets import derive_fov, read_image
 from dgss.errors import DgssError
@@ -54,8 +55,10 @@ class RunPredictor:
 
 
 def load_run(run_dir: str | Path, *, model: str | None = None, device: str = "cpu", tile: int | None = DEFAULT_TILE,
-             tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | str | None = None) -> RunPredictor:
+             tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | str | None = None,
+             flips: bool = InferenceSettings.tta.default) -> RunPredictor:
     """Load a `dgss fit-head` run folder and its backbone (`model`, else the one the run records, else the shipped
-    one; refused unless it is the backbone the run was trained on), ready to `predict` photos."""
-    run = load_heads(run_dir, device, tile=tile, tile_context=tile_context, threshold=threshold)
+    one; refused unless it is the backbone the run was trained on), ready to `predict` photos. `flips`: test-time
+    flips, as `dgss predict --tta` (the default)."""
+    run = load_heads(run_dir, device, tile=tile, tile_context=tile_context, threshold=threshold, flips=flips)
     return RunPredictor(run, run_extractor(run, run_dir, model, device))
