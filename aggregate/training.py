@@ -27,9 +27,11 @@ from dgss.aggregate.data import CachedImages, MemoryBudget, epoch_steps, prefetc
 from dgss.aggregate.fit_summary import fit_summary, window_warnings
 from dgss.aggregate.heads import build_head, head_config, head_uses_features
 from dgss.aggregate.inference import batch_to_device
+from dgss.aggregate.phases import Phase, check_phases, enter_phase, epoch_phase, trainable_parameters
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, load_head_weights, prepare_out_dir,
                                 recorded_store, write_head, write_run)
 from dgss.aggregate.selection import select_spec
+from dgss.aggregate.settings import MEMORY_GIB, TrainingSettings
 from dgss.aggregate.spec import CacheSpec
 from dgss.aggregate.validation import held_out_ids, score_validation
 from dgss.aggregate.windows import window_side
@@ -39,13 +41,11 @@ from dgss.errors import DgssError, StoreError
 from dgss.extract.dataset_files import check_unchanged
 from dgss.extract.hints import extract_command
 from dgss.progress import Progress, log_file
+from dgss.settings import check_settings
 from dgss.store import Entry, FeatureStore
 
 SOURCE_SPLIT = "training"
-LR_SCHEDULES = ("constant", "cosine")
-DEFAULT_KEEP_BYTES = 4 * 2**30
-"""Decoded source images fit-head keeps in RAM by default (4 GiB: the 13 DRIVE training images of the shipped
-backbone's 512 px cache take about 1.4 GiB, a leave-one-out pair of sources about 4 GiB)."""
+DEFAULT_KEEP_BYTES = int(MEMORY_GIB.default * 2**30)  # decoded source images kept in RAM by default
 logger = logging.getLogger("dgss")
 
 
@@ -60,43 +60,40 @@ class HeadTrainingConfig:
     epoch, threshold 0.5). `flips` applies a random flip/rotation to every training window. `lr_schedule`
     "cosine" anneals the learning rate from `lr` to 0 over each member's steps (the release keeps it constant).
     `blocks` and `timesteps` train on that part of the cache only (None: all it holds; `dgss.aggregate.selection`),
-    `bands` "LL" on its smooth Haar band alone ("all": every cached band).
+    `bands` "LL" on its smooth Haar band alone ("all": every cached band). `phases` "experts-then-gate" trains as
+    the release does, the per-timestep experts first and then the time gate alone (`dgss.aggregate.phases`).
     """
 
-    head: str = "tsfreqagg"
+    head: str = TrainingSettings.head.default
     head_params: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 40
-    batch_size: int = 2
-    window: int | None = 128
-    windows_per_image: int = 2
-    lr: float = 2e-3
-    lr_schedule: str = "constant"
-    seed: int = 0
-    ensemble: int = 1
-    dice_weight: float = 0.0
-    validation_fraction: float = 0.2
-    validate_every: int = 5
-    flips: bool = False
+    epochs: int = TrainingSettings.epochs.default
+    batch_size: int = TrainingSettings.batch_size.default
+    window: int | None = TrainingSettings.window.default  # 0 or None: whole canvases
+    windows_per_image: int = TrainingSettings.windows_per_image.default
+    lr: float = TrainingSettings.lr.default
+    lr_schedule: str = TrainingSettings.lr_schedule.default
+    seed: int = TrainingSettings.seed.default
+    ensemble: int = TrainingSettings.ensemble.default
+    dice_weight: float = TrainingSettings.dice_weight.default
+    validation_fraction: float = TrainingSettings.validation_fraction.default
+    validate_every: int = TrainingSettings.validate_every.default
+    flips: bool = TrainingSettings.flips.default
     blocks: tuple[str, ...] | None = None
     timesteps: tuple[int, ...] | None = None
-    bands: str = "all"
-    device: str = "cpu"
+    bands: str = TrainingSettings.bands.default
+    device: str = TrainingSettings.device.default
+    phases: str = TrainingSettings.phases.default
 
     def __post_init__(self) -> None:
         for name in ("blocks", "timesteps"):  # JSON gives lists back; a config compares equal to its record
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
-        if not 0 <= self.validation_fraction <= 0.5:  # also refuses NaN
-            raise DgssError(f"validation_fraction must be in 0..0.5, got {self.validation_fraction}")
-        for name in ("epochs", "batch_size", "ensemble", "windows_per_image", "validate_every"):
-            if getattr(self, name) < 1:
-                raise DgssError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.window is not None and self.window < 1:
-            raise DgssError(f"window must be at least 1 canvas pixel (or None for whole canvases), got {self.window}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise DgssError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if not self.lr > 0 or not self.dice_weight >= 0:  # also refuses NaN
-            raise DgssError(f"lr must be > 0 and dice_weight >= 0, got lr={self.lr}, dice_weight={self.dice_weight}")
+        check_settings(self, TrainingSettings, DgssError)  # the bounds `dgss fit-head` checks its options against
+        for name in ("head", "lr_schedule", "bands", "phases"):  # plain strings in the record, however given
+            object.__setattr__(self, name, str(getattr(self, name)))
+        check_phases(self.phases, self.epochs, self.head, self.head_params)
+        if self.window == 0:
+            object.__setattr__(self, "window", None)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -234,19 +231,26 @@ def train_heads(images: CachedImages, validation: CachedImages, spec: CacheSpec,
                 losses.append(checkpoint.losses[member])
                 histories.append(checkpoint.validation[member])
                 continue
-            optimizer = torch.optim.Adam(head.parameters(), lr=config.lr)
+            phase = epoch_phase(config.phases, config.epochs, 0)
+            optimizer = _optimizer(head, phase, config)
             member_losses: list[float] = []
             history: list[dict[str, Any]] = []
             best_head = None
             if checkpoint is not None and member == checkpoint.member:
                 head.load_state_dict(checkpoint.head)
+                phase = Phase(checkpoint.phase)
+                optimizer = _optimizer(head, phase, config)
                 optimizer.load_state_dict(checkpoint.optimizer)
                 member_losses = list(checkpoint.losses[member])
                 history, best_head = list(checkpoint.validation[member]), checkpoint.best_head
             losses.append(member_losses)
             histories.append(history)
             for epoch in range(len(member_losses), config.epochs):
-                member_losses.append(_train_epoch(head, optimizer, images, spec, config, member, epoch, progress))
+                if epoch_phase(config.phases, config.epochs, epoch) != phase:
+                    phase = epoch_phase(config.phases, config.epochs, epoch)
+                    optimizer = _optimizer(head, phase, config)
+                member_losses.append(_train_epoch(head, optimizer, phase, images, spec, config, member, epoch,
+                                                  progress))
                 figures = {"head": f"{member + 1}/{config.ensemble}", "epoch": f"{epoch + 1}/{config.epochs}",
                            "loss": f"{member_losses[-1]:.4f}"}
                 if len(validation) and _validates_after(epoch + 1, config):
@@ -258,12 +262,19 @@ def train_heads(images: CachedImages, validation: CachedImages, spec: CacheSpec,
                 progress.report(**figures)
                 save_checkpoint(out_dir, Checkpoint(identity=identity, member=member, epoch=epoch + 1,
                                                     head=head.state_dict(), optimizer=optimizer.state_dict(),
-                                                    losses=losses, validation=histories, best_head=best_head))
+                                                    losses=losses, validation=histories, best_head=best_head,
+                                                    phase=phase))
+            head.requires_grad_(True)  # a phase may have frozen part of it
             if best_head is not None:
                 head.load_state_dict(best_head)
             write_head(out_dir, head_file_name(member), head, config.head, member)
             heads.append(head.eval())
     return heads, losses, histories
+
+
+def _optimizer(head: nn.Module, phase: Phase, config: HeadTrainingConfig) -> torch.optim.Optimizer:
+    """A fresh Adam over the parameters ``phase`` trains."""
+    return torch.optim.Adam(trainable_parameters(head, phase), lr=config.lr)
 
 
 def _validates_after(epochs_done: int, config: HeadTrainingConfig) -> bool:
@@ -284,23 +295,23 @@ def epoch_seed(seed: int, member: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, member, epoch]).generate_state(1)[0])
 
 
-def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: CachedImages, spec: CacheSpec,
-                 config: HeadTrainingConfig, member: int, epoch: int, progress: Progress) -> float:
-    """One pass over the images; returns the mean loss per window."""
+def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, phase: Phase, images: CachedImages,
+                 spec: CacheSpec, config: HeadTrainingConfig, member: int, epoch: int, progress: Progress) -> float:
+    """One pass over the images training what ``phase`` trains; returns the mean loss per window."""
     device = next(head.parameters()).device
     seed = epoch_seed(config.seed, member, epoch)
     torch.manual_seed(seed)  # dropout; the batches are drawn from their own generator below
     side = window_side(spec, config.window)
     per_image = 1 if side == spec.canvas_size else config.windows_per_image
     steps = epoch_steps(len(images), config.batch_size, torch.Generator().manual_seed(seed))
-    head.train()
+    enter_phase(head, phase)
     total, count = 0.0, 0
     batches = prefetch(window_batch(images, step, spec, side, per_image, flips=config.flips) for step in steps)
     for number, batch in enumerate(batches):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, (epoch * len(steps) + number) / (config.epochs * len(steps)))
         inputs = batch_to_device(batch, device)
-        loss = segmentation_loss(head(inputs), inputs["vessel"].long(), config.dice_weight, inputs["fov"])
+        loss = phase_loss(head, inputs, phase, config.dice_weight)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -308,6 +319,16 @@ def _train_epoch(head: nn.Module, optimizer: torch.optim.Optimizer, images: Cach
         count += len(inputs["vessel"])
         progress.advance()
     return total / count
+
+
+def phase_loss(head: nn.Module, inputs: dict[str, torch.Tensor], phase: Phase, dice_weight: float) -> torch.Tensor:
+    """The loss of the head's output, or in the experts phase the mean of every timestep's own loss."""
+    vessel, fov = inputs["vessel"].long(), inputs["fov"]
+    if phase != Phase.experts:
+        return segmentation_loss(head(inputs), vessel, dice_weight, fov)
+    experts = head.expert_logits(inputs)
+    return torch.stack([segmentation_loss(experts[:, step], vessel, dice_weight, fov)
+                        for step in range(experts.shape[1])]).mean()
 
 
 def learning_rate(config: HeadTrainingConfig, done: float) -> float:
