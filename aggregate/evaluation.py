@@ -64,7 +64,7 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
                  report_dir: str | Path, *, device: str = "cpu", overlays: int = 3, tile: int | None = DEFAULT_TILE,
                  tile_context: int = DEFAULT_TILE_CONTEXT, allow_training_images: bool = False,
                  threshold: float | str | None = None, overwrite: bool = False,
-                 flips: bool = InferenceSettings.tta.default
+                 flips: bool | None = InferenceSettings.tta.default
                  ) -> dict[str, Any]:
     """Score the run on every target; write each target's scores (CSV, JSON, PNG table) and overlays in its folder
     `report_dir/<target>/` (`target_report_dir`); a target whose folder holds a report is refused unless `overwrite`.
@@ -73,7 +73,7 @@ def evaluate_run(run_dir: str | Path, store_path: str | Path | None, targets: Se
     pixels (None: whole canvases). A target image the run was trained on is refused, naming it, unless
     `allow_training_images` (then the report marks the target). `threshold` replaces the members' stored
     decision thresholds (a probability, or "otsu": one per image that reads no label). `flips` averages each head's probabilities over the
-    eight flips and rotations of every canvas (test-time augmentation). Returns the scores per target, pooled and per image (`n_images` scored: those with a
+    eight flips and rotations of every canvas (test-time augmentation; None: as the run was trained, `--flips`). Returns the scores per target, pooled and per image (`n_images` scored: those with a
     vessel label; `unlabelled_images`: extracted ones left out), and the paths written per target.
     """
     if not targets:

@@ -195,14 +195,15 @@ def write_run(out_dir: str | Path, record: RunRecord, losses: Sequence[Sequence[
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: int | None = DEFAULT_TILE,
              tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | str | None = None,
-             flips: bool = False) -> Run:
+             flips: bool | None = None) -> Run:
     """Read and check a run folder; RunError naming the file that is missing or corrupt.
 
     `tile` and `tile_context` (canvas pixels) set how the heads are applied to a canvas; None: in one call.
     `threshold` replaces every member's stored decision threshold: a probability, or "otsu" for a threshold per
     image and member that reads no label (Otsu's, over the member's probabilities inside the image's FOV).
     `flips` applies every head to the eight flips and rotations of each canvas and averages the probabilities
-    (test-time augmentation; eight times the cost).
+    (test-time augmentation; eight times the cost). None: where the run was trained with `flips`, whose heads have
+    seen flipped features; a head trained without them never has.
     """
     per_image = threshold == OTSU
     if per_image:
@@ -229,7 +230,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: i
         raise RunError(f"{run_file} lists no head files: train the run again with `dgss fit-head --out {run_dir}`")
     thresholds = (threshold,) * len(heads) if threshold is not None else record.thresholds
     return Run(path=run_dir, record=record, spec=spec, heads=heads, device=device, tile=tile,
-               tile_context=tile_context, thresholds=thresholds, per_image_threshold=per_image, flips=flips)
+               tile_context=tile_context, thresholds=thresholds, per_image_threshold=per_image,
+               flips=bool(record.training.get("flips", False)) if flips is None else flips)
 
 
 def _read_record(run_file: Path) -> RunRecord:

@@ -69,10 +69,11 @@ class InferenceSettings(Settings):
                    help="Side of the tiles the heads are applied in, canvas pixels; 0: the whole canvas at once.")
     tile_context = Setting(kind=int, default=96, low=0, advanced=True,
                            help="Margin dropped from each inner tile edge, canvas pixels.")
-    tta = Setting(kind=bool, default=True,
-                  help="Test-time flips: average every head over the eight flips and rotations of each canvas (on "
-                       "real unseen cameras +0.002 to +0.008 Dice and up to +0.004 AUC for both heads, for eight "
-                       "times the head's inference cost; --no-tta for speed).")
+    tta = Setting(kind=bool, default=None, optional=True,
+                  help="Test-time flips: average every head over the eight flips and rotations of each canvas, for "
+                       "eight times the head's inference cost; default: on for a run trained with --flips (on real "
+                       "unseen cameras +0.002 to +0.008 Dice), off for one trained without (its heads never saw "
+                       "flipped features).")
 
 
 MEMORY_GIB = Setting(name="memory_gib", kind=float, default=4.0, low=0, advanced=True,

@@ -21,7 +21,7 @@ over seeds are written as a markdown table (.md) and, per variant, a chart of Di
     .venv/bin/python bench/dg_protocol.py --store /work/cache/real.zarr
     .venv/bin/python bench/dg_protocol.py --store S --variant flips --options=--flips --protocol single-DRIVE --seeds 0
     .venv/bin/python bench/dg_protocol.py --store S --variant otsu --runs-of default --threshold otsu   # no fitting
-    .venv/bin/python bench/dg_protocol.py --store S --variant notta --runs-of default --no-tta   # no test-time flips
+    .venv/bin/python bench/dg_protocol.py --store S --variant tta --runs-of flips --tta on   # force test-time flips
     .venv/bin/python bench/dg_protocol.py --store S --head unet-reference --protocol single-DRIVE   # the strong U-Net
     .venv/bin/python bench/dg_protocol.py --store S --variant photo2 --views 2   # + DRIVE+photo1, DRIVE+photo2, ...
 
@@ -68,20 +68,21 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def report_name(threshold: str | None, tta: bool = False) -> str:
-    """The run's evaluation folder for a `dgss evaluate --threshold` (None: the run's own thresholds), `--tta`."""
+def report_name(threshold: str | None, tta: str | None = None) -> str:
+    """The run's evaluation folder for a `dgss evaluate --threshold` (None: the run's own thresholds) and test-time
+    flips forced `on` or `off` (None: evaluate's default, on for runs trained with --flips)."""
     name = "evaluation" if threshold is None else f"evaluation-threshold-{threshold}"
-    return f"{name}-tta" if tta else name
+    return {None: name, "on": f"{name}-tta", "off": f"{name}-no-tta"}[tta]
 
 
-def eval_name(threshold: str | None, tta: bool = False) -> str:
+def eval_name(threshold: str | None, tta: str | None = None) -> str:
     """The timing entry of that evaluation."""
     name = "eval_s" if threshold is None else f"eval_s_threshold_{threshold}"
-    return f"{name}_tta" if tta else name
+    return {None: name, "on": f"{name}_tta", "off": f"{name}_no_tta"}[tta]
 
 
 def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: list[str], head: str, seed: int,
-            options: list[str], key: str | None, threshold: str | None = None, tta: bool = False
+            options: list[str], key: str | None, threshold: str | None = None, tta: str | None = None
             ) -> dict[str, float]:
     """Fit (or resume, or reuse) one run and evaluate it (or reuse its scores); the seconds each took now."""
     timing_file = run_dir / "bench_timing.json"
@@ -93,7 +94,7 @@ def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: 
         timing = {"fit_s": timing["fit_s"]}  # every evaluation of the old fit is stale
     report, eval_key = run_dir / report_name(threshold, tta), eval_name(threshold, tta)
     if not all((report / target / "scores.json").is_file() for target in targets) or eval_key not in timing:
-        given = ([] if threshold is None else ["--threshold", threshold]) + (["--tta"] if tta else ["--no-tta"])
+        given = ([] if threshold is None else ["--threshold", threshold]) + {None: [], "on": ["--tta"], "off": ["--no-tta"]}[tta]
         timing[eval_key] = timed([dgss, "evaluate", "--run", str(run_dir), "--target", ",".join(targets),
                                   "--report", str(report), "--overlays", "2", "--overwrite", *given])
     timing_file.write_text(json.dumps(timing))
@@ -101,7 +102,8 @@ def run_one(dgss: str, store: Path, run_dir: Path, sources: list[str], targets: 
 
 
 def score_rows(variant: str, protocol: str, head: str, seed: int, run_dir: Path,
-               timing: dict[str, float], threshold: str | None = None, tta: bool = False) -> list[dict[str, object]]:
+               timing: dict[str, float], threshold: str | None = None, tta: str | None = None
+               ) -> list[dict[str, object]]:
     """One row per target of a finished, evaluated run."""
     sources, _ = PROTOCOLS[protocol]
     report = run_dir / report_name(threshold, tta)
@@ -218,8 +220,8 @@ def main() -> None:
                         "--threshold")
     parser.add_argument("--threshold", help="dgss evaluate --threshold (a probability or otsu) instead of each "
                         "run's own")
-    parser.add_argument("--no-tta", dest="tta", action="store_false", help="score without test-time flips, as every "
-                        "row before 2026-12-07 was (dgss evaluate --no-tta; 8x less scoring)")
+    parser.add_argument("--tta", choices=("on", "off"), help="force test-time flips on or off (default: evaluate's, "
+                        "on for runs trained with --flips; every row before 2026-12-07 was scored without)")
     parser.add_argument("--views", type=int, default=0, help="photometric views 1..K of each source as extra sources")
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
     parser.add_argument("--head", action="append", choices=sorted(HEADS), help="repeatable [all]")

@@ -46,7 +46,7 @@ def evaluate_command(
                            tile_context=Inference.tile_context.default if tile_context is None else tile_context,
                            allow_training_images=allow_training_images,
                            threshold=threshold, overwrite=overwrite,
-                           flips=Inference.tta.default if tta is None else tta)
+                           flips=tta)
     typer.echo(pooled_table(results))
     folders = ", ".join(str(target_report_dir(report_dir, name)) for name in results["targets"])
     typer.echo(f"scores and overlays written to {folders}")

@@ -75,7 +75,7 @@ def predict_images(
     threshold: float | str | None = None,
     save_probabilities: bool = False,
     skip_existing: bool = False,
-    flips: bool = InferenceSettings.tta.default,
+    flips: bool | None = InferenceSettings.tta.default,
 ) -> list[Prediction]:
     """Segment `images` (files, or folders of image files); write `<stem>_prob.png`, `<stem>_mask.png` and
     `<stem>_overlay.png` per image, and `<stem>_prob.tif` (float32 probability) with `save_probabilities`; then

@@ -46,7 +46,7 @@ def predict(
                              tile_context=Inference.tile_context.default if tile_context is None else tile_context,
                              field_of_view_deg=FIELD_DEG.default if field_deg is None else field_deg, fov_dir=fov,
                              threshold=threshold, save_probabilities=save_probabilities, skip_existing=resume,
-                             flips=Inference.tta.default if tta is None else tta)
+                             flips=tta)
     for prediction in written:
         if not prediction.skipped:
             typer.echo(f"{prediction.image} -> {prediction.mask}")

@@ -56,9 +56,9 @@ class RunPredictor:
 
 def load_run(run_dir: str | Path, *, model: str | None = None, device: str = "cpu", tile: int | None = DEFAULT_TILE,
              tile_context: int = DEFAULT_TILE_CONTEXT, threshold: float | str | None = None,
-             flips: bool = InferenceSettings.tta.default) -> RunPredictor:
+             flips: bool | None = InferenceSettings.tta.default) -> RunPredictor:
     """Load a `dgss fit-head` run folder and its backbone (`model`, else the one the run records, else the shipped
     one; refused unless it is the backbone the run was trained on), ready to `predict` photos. `flips`: test-time
-    flips, as `dgss predict --tta` (the default)."""
+    flips, as `dgss predict --tta` (None, the default: on where the run was trained with flips)."""
     run = load_heads(run_dir, device, tile=tile, tile_context=tile_context, threshold=threshold, flips=flips)
     return RunPredictor(run, run_extractor(run, run_dir, model, device))

@@ -152,3 +152,17 @@ def test_run_json_names_its_store_relative_to_the_run_so_both_can_move_together(
     shutil.move(aggregate_store, moved / "store")
     results = evaluate_run(moved / "runs" / "a", None, ["TGT"], tmp_path / "report", overlays=0)
     assert results["store"] == str(moved / "store") and results["targets"]["TGT"]["n_images"] == 2
+
+
+def test_test_time_flips_default_to_how_the_run_was_trained(aggregate_trained, tmp_path):
+    """A head trained on flipped windows has seen flipped features; one trained without has not, so flipping its
+    inputs at test time would feed it what it never learnt from."""
+    import shutil
+
+    _, run_dir = aggregate_trained
+    assert not load_run(run_dir).flips and load_run(run_dir, flips=True).flips
+    flipped_run = shutil.copytree(run_dir, tmp_path / "run")
+    record = json.loads((flipped_run / RUN_FILE).read_text())
+    record["training"]["flips"] = True
+    (flipped_run / RUN_FILE).write_text(json.dumps(record))
+    assert load_run(flipped_run).flips and not load_run(flipped_run, flips=False).flips

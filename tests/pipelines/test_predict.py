@@ -211,7 +211,7 @@ def test_predict_maps_back_to_native_pixels_as_evaluate_does(aligned_run, index,
     path = folder / "images" / f"{entry.image_ids[index]}.png"
     (written,) = predict_images(run, [path], tmp_path)
     predicted = np.asarray(Image.open(written.probability)).astype(np.float64) / 255
-    _, expected, _ = predict_native(load_run(run, flips=True), entry, index)  # test-time flips, as predict's default
+    _, expected, _ = predict_native(load_run(run), entry, index)  # test-time flips as predict's default sets them
     fov = entry.read("native_fov", index)[:expected.shape[0], :expected.shape[1]].astype(bool)
     assert predicted.shape == expected.shape
     assert np.abs(predicted - expected)[fov].max() <= 0.5 / 255 + 1e-4
