@@ -65,6 +65,9 @@ def _non_integers(timesteps: Sequence[int]) -> list:
 
 # Fields recorded under another name: the name they had when the first keys were computed.
 RECORDED_NAMES = {"draws": "ensemble"}
+UNRECORDED_VALUES = {"canvas_field_deg": None, "inversion_steps": None, "outside_fov": OutsideFov.black}
+"""Options added after stores were first written, with the value every config had before them: a config with
+that value leaves the field out of :meth:`ExtractionConfig.to_dict`, so its key stays what it was."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,16 +168,14 @@ class ExtractionConfig:
         data = asdict(self)
         data["blocks"] = list(self.blocks)
         data["timesteps"] = list(self.timesteps)
-        for name in ("canvas_field_deg", "inversion_steps"):
-            if data[name] is None:
-                del data[name]  # absent, not null: configs from before the option keep their keys
-        if data["outside_fov"] == OutsideFov.black:
-            del data["outside_fov"]  # likewise: a black surround is what every config before the option had
+        for name, before in UNRECORDED_VALUES.items():
+            if data[name] == before:
+                del data[name]  # absent: configs from before the option keep their keys
         return {RECORDED_NAMES.get(name, name): value for name, value in data.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExtractionConfig:
-        """Inverse of :meth:`to_dict` (a dict without ``canvas_field_deg`` or ``inversion_steps`` means None)."""
+        """Inverse of :meth:`to_dict` (a field it leaves out takes its `UNRECORDED_VALUES` value, the default)."""
         fields = {recorded: name for name, recorded in RECORDED_NAMES.items()}
         return cls(**{fields.get(name, name): value for name, value in data.items()})
 

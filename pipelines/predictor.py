@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from dgss.aggregate.run import DEFAULT_TILE, DEFAULT_TILE_CONTEXT, Run
-from dgss.aggregate.settings import InferenceSettings
 from dgss.aggregate.run import load_run as load_heads
+from dgss.aggregate.settings import InferenceSettings
 from dgss.datasets import derive_fov, read_image
 from dgss.errors import DgssError
 from dgss.extract.extractor import FeatureExtractor, canvas_fill
