@@ -8,8 +8,9 @@ does (whose functions run, score, merge and tabulate here), on the protocols sin
     noised-4          the mean of 4 noised draws (`--mode noised --draws 4`)
     raw-bilinear      raw maps without the Haar split (`--bands none`) fused by plain upsampling + add
     gate-mean         the plain mean of the per-timestep logits
-    gate-single-tT    one timestep T; every cached timestep is tried at the first seed, and the best of them by the
-                      source validation Dice (never a target's) is run at the other seeds too: "best single timestep"
+    gate-single-tT    one timestep T; every cached timestep (or each of --single-candidates) is tried at the first
+                      seed, and the best of them by the source validation Dice (never a target's) is run at the
+                      other seeds too: "best single timestep"
     vote-10, vote-3   the per-pixel majority vote of 10 and of 3 independently seeded heads; member m of a run has
                       seed + m whatever the ensemble's size, so vote-3 is the first 3 members of vote-10's run
                       (its fit s is estimated as 3/10 of vote-10's), not a fit of its own
@@ -217,6 +218,8 @@ def main() -> None:
                         f"{SINGLE}* (best single timestep)]; name {SINGLE}* as 'single'")
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds; the first picks the single timestep")
+    parser.add_argument("--single-candidates", help="comma list: the timesteps tried for the best single one "
+                        "[every cached timestep]")
     parser.add_argument("--options", default="", help="extra fit-head options for every run, e.g. '--epochs 20'")
     parser.add_argument("--budget-minutes", type=float, default=None, help="start no step after this long")
     parser.add_argument("--runs", type=Path, default=Path("bench/runs/ablations"))
@@ -247,6 +250,12 @@ def main() -> None:
                                                     args.data_root)))
     print(f"cores: {os.cpu_count()}; variants {', '.join(chosen)}; keys {keys}")
     timesteps = list(configs["anchored"].timesteps)
+    if args.single_candidates:
+        candidates = [int(step) for step in args.single_candidates.split(",")]
+        if not set(candidates) <= set(timesteps):
+            raise SystemExit(f"--single-candidates {args.single_candidates}: the cached timesteps are "
+                             f"{','.join(map(str, timesteps))}; name some of those")
+        timesteps = candidates
     rows: list[dict[str, object]] = []
     for seed, protocol, variant, (extraction, options) in plan(chosen, protocols, seeds, timesteps, args.runs):
         if extraction in missing:

@@ -95,3 +95,17 @@ def test_variant_entries_differ_from_the_default_in_their_own_fields_only(ablati
     assert configs["raw"].timesteps == configs["anchored"].timesteps == (1, 10)
     command = ablations.extract_command("dgss", tmp_path / "s", "STARE", configs["noised"], "noised", None)
     assert command[-4:] == ["--mode", "noised", "--draws", "4"] and "--timesteps" in command
+
+
+def test_single_candidates_limit_the_timesteps_tried_and_refuse_uncached_ones(ablations, aggregate_cache, tmp_path,
+                                                                            monkeypatch):
+    for dataset in ablations.DATASETS:
+        aggregate_cache(dataset, n_images=2)
+    argv = ["ablations.py", "--store", str(tmp_path / "store"), "--seeds", "0", "--variant", "single", "--runs",
+            str(tmp_path / "runs"), "--csv", str(tmp_path / "ablations.csv")]
+    monkeypatch.setattr(sys, "argv", [*argv, "--single-candidates", "10"])
+    ablations.main()
+    assert [variant for variant, *_ in ablations.calls] == ["gate-single-t10"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--single-candidates", "10,500"])
+    with pytest.raises(SystemExit, match="cached timesteps are 1,10"):
+        ablations.main()
