@@ -79,7 +79,7 @@ def predict_images(
 ) -> list[Prediction]:
     """Segment `images` (files, or folders of image files); write `<stem>_prob.png`, `<stem>_mask.png` and
     `<stem>_overlay.png` per image, and `<stem>_prob.tif` (float32 probability) with `save_probabilities`; then
-    `provenance.json` (run, backbone, thresholds, dgss version) and a `log.txt` of the run beside them.
+    `provenance.json` (run, backbone, thresholds, test-time flips, dgss version) and a `log.txt` of the run beside them.
 
     The backbone is `model`, else the one the run records (its store entry's, for older runs), else the shipped
     one; it must have
@@ -113,8 +113,9 @@ def predict_images(
 
 
 def write_provenance(path: Path, run: Run, extractor: FeatureExtractor, written: Sequence[Prediction]) -> None:
-    """What made the outputs beside it: the run, its backbone, the thresholds and the dgss version, so that a
-    folder of masks found later says where it came from."""
+    """What made the outputs beside it: the run, its backbone, the thresholds, whether test-time flips were on
+    (they change every probability) and the dgss version, so that a folder of masks found later says where it came
+    from."""
     record = {
         "run": str(run.path.resolve()),
         "key": run.key,
@@ -122,6 +123,7 @@ def write_provenance(path: Path, run: Run, extractor: FeatureExtractor, written:
         "model_digest": extractor.config.model_digest,
         "thresholds": "otsu, per image" if run.per_image_threshold else list(run.thresholds),
         "tile": run.tile,
+        "test_time_flips": run.flips,
         "dgss_version": importlib.metadata.version("dgss"),
         "images": [str(plan.image) for plan in written],
     }

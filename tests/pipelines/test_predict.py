@@ -99,7 +99,10 @@ def test_a_moved_run_folder_finds_its_backbone_and_writes_its_provenance(trained
     assert provenance["run"] == str(moved.resolve()) and provenance["images"] == [str(photo)]
     assert provenance["backbone"] == json.loads((moved / "run.json").read_text())["backbone"] != ""
     assert provenance["dgss_version"] and len(provenance["thresholds"]) == 1
+    assert provenance["test_time_flips"] is False  # the run was trained without flips
     assert "predict: 1/1 images" in (tmp_path / "out" / "log.txt").read_text()
+    predict_images(moved, [photo], tmp_path / "flipped", flips=True)
+    assert json.loads((tmp_path / "flipped" / "provenance.json").read_text())["test_time_flips"] is True
 
 
 def test_an_old_moved_run_says_its_store_is_gone_in_plain_words(trained_run, photo, tmp_path, caplog):
