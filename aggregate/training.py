@@ -26,6 +26,7 @@ from dgss.aggregate.checkpoint import Checkpoint, load_checkpoint, remove_checkp
 from dgss.aggregate.data import CachedImages, MemoryBudget, epoch_steps, prefetch, split_indices, warn_pending, window_batch
 from dgss.aggregate.fit_summary import fit_summary, window_warnings
 from dgss.aggregate.heads import build_head, head_config, head_uses_features
+from dgss.aggregate.heads.unet import green_statistics
 from dgss.aggregate.inference import batch_to_device
 from dgss.aggregate.phases import Phase, check_phases, enter_phase, epoch_phase, trainable_parameters
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, load_head_weights, prepare_out_dir,
@@ -149,16 +150,17 @@ def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, confi
     first = entries[0]
     spec = select_spec(CacheSpec.from_entry_attrs(first.config, first.attrs), config.blocks, config.timesteps,
                        config.bands)
+    features = head_uses_features(config.head)
+    budget = MemoryBudget(keep_bytes)
+    images = CachedImages(items, features=features, budget=budget, spec=spec)
+    validation_images = CachedImages(held, features=features, budget=budget, spec=spec)
+    config = with_input_statistics(config, images)
     # Every hyperparameter, defaults included: a checkpoint written under other defaults is refused, not misloaded.
     resolved = dataclasses.replace(config, head_params=head_config(config.head, **config.head_params).to_dict())
     identity = {"training": resolved.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
     for warning in window_warnings(spec, config.window):
         logger.warning("%s", warning)
     out_dir.mkdir(parents=True, exist_ok=True)
-    features = head_uses_features(config.head)
-    budget = MemoryBudget(keep_bytes)
-    images = CachedImages(items, features=features, budget=budget, spec=spec)
-    validation_images = CachedImages(held, features=features, budget=budget, spec=spec)
     heads, losses, histories = train_heads(images, validation_images, spec, config, out_dir, identity)
     record = RunRecord(
         training=resolved.to_dict(), key=first.key, store=recorded_store(store_path, out_dir), sources=used,
@@ -172,6 +174,17 @@ def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, confi
     for line in fit_summary(sources=used, validation=validation_ids, selection=record.selection, epochs=config.epochs):
         logger.info("%s", line)
     return out_dir
+
+
+def with_input_statistics(config: HeadTrainingConfig, images: CachedImages) -> HeadTrainingConfig:
+    """`config` with a green U-Net's mean and spread fixed from its training images where not given: recorded in
+    the run, they standardise every window and canvas alike, now and at inference."""
+    params = head_config(config.head, **config.head_params)
+    if getattr(params, "channels", None) != "green" or params.green_mean is not None:
+        return config
+    mean, std = green_statistics(images)
+    return dataclasses.replace(config, head_params={**config.head_params, "green_mean": round(mean, 6),
+                                                    "green_std": round(std, 6)})
 
 
 def resolve_sources(store: FeatureStore, sources: Sequence[str], key: str | None) -> list[Entry]:

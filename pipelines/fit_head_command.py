@@ -82,5 +82,5 @@ def fit_head_command(
     sources += tuple(view for name in sources for view in view_names(name, views))
     keep_gib = MEMORY_GIB.default if memory_gib is None else memory_gib
     run_dir = fit_head(store, sources, out, config, key=key, resume=resume, overwrite=overwrite,
-                       keep_bytes=int(keep_gib * 2**30))
+                       keep_bytes=int(min(keep_gib * 2**30, 2**62)))  # any huge budget: keep every image
     typer.echo(f"run written to {run_dir} (score it with `dgss evaluate --run {run_dir} --target NAME`)")

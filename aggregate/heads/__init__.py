@@ -84,7 +84,10 @@ def parse_head_params(name: str, pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _typed(kind: Any, text: str) -> Any:
-    """`text` as a value of the config field type `kind`; ValueError when it is not one."""
+    """`text` as a value of the config field type `kind` (``none`` for an optional one's None); ValueError when it
+    is not one."""
+    if _optional(kind) is not None:
+        return None if text.lower() == "none" else _typed(_optional(kind), text)
     if kind is bool:
         words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
         if text.lower() not in words:
@@ -103,10 +106,18 @@ def _typed(kind: Any, text: str) -> Any:
     return text
 
 
+def _optional(kind: Any) -> Any:
+    """X for a field typed ``X | None``, else None."""
+    given = typing.get_args(kind)
+    return given[0] if len(given) == 2 and given[1] is type(None) else None
+
+
 _TYPE_NAMES = {int: ("an integer", "INT"), float: ("a finite number", "FLOAT"), bool: ("true or false", "BOOL")}
 
 
 def _type_name(kind: Any, metavar: bool = False) -> str:
+    if _optional(kind) is not None:
+        return _type_name(_optional(kind), metavar) + ("|none" if metavar else " or none")
     if typing.get_origin(kind) is tuple:
         return "INT,INT,..." if metavar else "a comma list of integers"
     return _TYPE_NAMES.get(kind, ("text", "TEXT"))[metavar]

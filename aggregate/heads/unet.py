@@ -1,14 +1,14 @@
 """A plain U-Net on the canvas image: the standard supervised reference that uses no diffusion features.
 
 ``channels="green"`` is the classic vessel-segmentation input: the green channel (where vessels contrast most with
-the background), standardised, with everything outside the FOV set to the FOV's mean so the black surround
-teaches nothing. The cached canvas is matched to the backbone's appearance target, so its green channel inside the
-FOV has the same mean and spread in every image: standardising with the shipped target's values (and the first
-BatchNorm, which absorbs any remaining scale and offset) is the per-image z-score inside the FOV.
+the background), standardised inside the FOV, with everything outside it set to the FOV's mean so the black
+surround teaches nothing. Training fixes the mean and spread from its own images (`green_statistics`), so a window
+and the whole canvas are standardised alike, under any appearance target or none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -21,25 +21,32 @@ from dgss.errors import ConfigMismatchError, ModelError
 
 
 GREEN_MEAN, GREEN_STD = 89.468 / 255, 22.899 / 255
-"""The green channel's FOV mean and spread after appearance matching to the shipped backbones' target (0..1)."""
+"""What runs recorded before `green_mean` and `green_std` standardised with: the shipped target's green (0..1)."""
 CHANNELS = ("rgb", "green")
 
 
 @dataclass(frozen=True, kw_only=True)
 class UNetConfig:
     """Width of the first stage (doubled at each of ``depth`` downsamplings) and the input: the canvas's three
-    colour channels as cached (``rgb``) or its standardised green channel inside the FOV (``green``)."""
+    colour channels as cached (``rgb``) or its standardised green channel inside the FOV (``green``), with
+    ``green_mean`` and ``green_std`` (0..1; training sets them from its images; None: each input's own)."""
 
     base_channels: int = 32
     depth: int = 4
     channels: str = "rgb"
-    predated: ClassVar[dict[str, Any]] = {"channels": "rgb"}
+    green_mean: float | None = None
+    green_std: float | None = None
+    predated: ClassVar[dict[str, Any]] = {"channels": "rgb", "green_mean": GREEN_MEAN, "green_std": GREEN_STD}
 
     def __post_init__(self) -> None:
         if self.base_channels < 1 or self.depth < 0:
             raise ModelError(f"unet base_channels={self.base_channels} must be >= 1 and depth={self.depth} >= 0")
         if self.channels not in CHANNELS:
             raise ModelError(f"unet channels={self.channels!r} must be one of {', '.join(CHANNELS)}")
+        if (self.green_mean is None) != (self.green_std is None) or (self.green_std is not None
+                                                                     and not self.green_std > 0):
+            raise ModelError(f"unet green_mean={self.green_mean} and green_std={self.green_std}: give both "
+                             "(green_std > 0) or neither")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +91,7 @@ class UNetHead(nn.Module):
                                       f"3 channels and sides divisible by {multiple}; use the cache the head was "
                                       "trained on")
         skips = []
-        x = image if self.config.channels == "rgb" else _standard_green(image, batch["fov"])
+        x = image if self.config.channels == "rgb" else standard_green(image, batch["fov"], self.config)
         for index, stage in enumerate(self.down):
             x = stage(self.pool(x) if index else x)
             skips.append(x)
@@ -93,7 +100,27 @@ class UNetHead(nn.Module):
         return self.classify(x)
 
 
-def _standard_green(image: Tensor, fov: Tensor) -> Tensor:
-    """(batch, 1, y, x): the green channel standardised, 0 (the FOV mean) outside the FOV."""
-    green = (image[:, 1:2] - GREEN_MEAN) / GREEN_STD
-    return torch.where(fov[:, None].bool(), green, torch.zeros_like(green))
+def standard_green(image: Tensor, fov: Tensor, config: UNetConfig) -> Tensor:
+    """(batch, 1, y, x): the green channel standardised with the config's mean and spread (or each image's own
+    inside its FOV), 0 (the FOV mean) outside the FOV."""
+    green, inside = image[:, 1:2], fov[:, None].bool()
+    if config.green_mean is not None:
+        mean, std = torch.tensor(config.green_mean), torch.tensor(config.green_std)
+    else:
+        pixels = inside.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+        mean = (green * inside).sum(dim=(2, 3), keepdim=True) / pixels
+        std = (((green - mean) * inside) ** 2).sum(dim=(2, 3), keepdim=True).div(pixels).sqrt().clamp(min=1e-3)
+    return torch.where(inside, (green - mean) / std, torch.zeros_like(green))
+
+
+def green_statistics(images: Iterable[Mapping[str, Tensor]]) -> tuple[float, float]:
+    """The mean and standard deviation of the green channel over the FOV pixels of `images` (items with "image"
+    (3, y, x) in [0, 1] and "fov"): what a green U-Net standardises with, fixed once from its training images."""
+    total = squares = count = 0.0
+    for item in images:
+        green = item["image"][1][item["fov"].bool()].double()
+        total, squares, count = total + green.sum().item(), squares + (green**2).sum().item(), count + green.numel()
+    if not count:
+        raise ModelError("the training images have no FOV pixels: the green U-Net has nothing to standardise by")
+    mean = total / count
+    return mean, max((squares / count - mean**2) ** 0.5, 1e-3)

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dgss.aggregate.heads import HEAD_NAMES, build_head, head_config
+from dgss.aggregate.heads import HEAD_NAMES, build_head, head_config, parse_head_params
 from dgss.aggregate.heads.conditional_norm import TimestepConditionalBatchNorm2d
 from dgss.aggregate.spec import BlockSpec, CacheSpec
 from head_batches import random_batch
-from dgss.errors import ConfigMismatchError, DgssError
+from dgss.errors import ConfigMismatchError, DgssError, ModelError
 
 SMALL = {"tsfreqagg": {"width": 8, "kernel_channels": 4}, "mlp": {"hidden": [8, 4]},
          "unet": {"base_channels": 4, "depth": 2}}
@@ -130,7 +130,7 @@ def test_tsfreqagg_overfits_one_batch():
 
 def test_green_unet_reads_only_the_green_channel_inside_the_fov():
     spec = _spec("none", "three")
-    head = build_head("unet", spec, base_channels=4, depth=2, channels="green").eval()
+    head = build_head("unet", spec, base_channels=4, depth=2, channels="green", green_mean=0.4, green_std=0.1).eval()
     batch = random_batch(spec, 1)
     y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
     batch["fov"] = (((y - 16) ** 2 + (x - 16) ** 2) < 14**2)[None]
@@ -143,3 +143,23 @@ def test_green_unet_reads_only_the_green_channel_inside_the_fov():
         changed = dict(batch, image=batch["image"].clone())
         changed["image"][:, 1][~outside] += 0.1
         assert not torch.allclose(head(changed), head(batch))
+
+
+def test_green_unet_without_fixed_statistics_standardises_each_image_by_its_own_fov():
+    spec = _spec("none", "three")
+    head = build_head("unet", spec, base_channels=4, depth=2, channels="green").eval()
+    batch = random_batch(spec, 1)
+    batch["fov"] = torch.zeros(1, 32, 32, dtype=torch.bool)
+    batch["fov"][:, 4:28, 4:28] = True
+    darker = dict(batch, image=batch["image"].clone())
+    darker["image"][:, 1][batch["fov"]] = 0.5 * darker["image"][:, 1][batch["fov"]] + 0.1  # another exposure
+    with torch.no_grad():
+        torch.testing.assert_close(head(darker), head(batch), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ModelError, match="give both"):
+        build_head("unet", spec, channels="green", green_mean=0.4)
+
+def test_an_optional_head_parameter_takes_a_number_or_none_from_the_command_line():
+    assert parse_head_params("unet", ["green_mean=0.35", "green_std=0.09"]) == {"green_mean": 0.35, "green_std": 0.09}
+    assert parse_head_params("unet", ["green_mean=none", "green_std=None"]) == {"green_mean": None, "green_std": None}
+    with pytest.raises(ModelError, match="green_mean must be a finite number or none"):
+        parse_head_params("unet", ["green_mean=dark"])

@@ -2,9 +2,13 @@
 
 import json
 
+import numpy as np
+
+from dgss.aggregate.data import head_image
 from dgss.aggregate.heads import head_config
 from dgss.aggregate.recipes import RECIPES, Recipe, recipe_settings
 from dgss.aggregate.training import HeadTrainingConfig
+from dgss.store import FeatureStore
 
 
 def test_every_recipe_is_a_valid_training_config():
@@ -34,4 +38,15 @@ def test_fit_head_trains_the_recipe_named_on_the_command_line(aggregate_store, t
     assert code == 0, err
     training = json.loads((tmp_path / "run" / "run.json").read_text())["training"]
     assert training["head"] == "unet" and training["epochs"] == 1 and training["dice_weight"] == 1.0
-    assert training["head_params"] == {"base_channels": 4, "depth": 4, "channels": "green"}
+    params = training["head_params"]
+    assert {name: params[name] for name in ("base_channels", "depth", "channels")} == {
+        "base_channels": 4, "depth": 4, "channels": "green"}
+    entry = FeatureStore(aggregate_store, create=False).entry("SRC")  # standardised by its training images' green
+    trained = json.loads((tmp_path / "run" / "run.json").read_text())["sources"]["SRC"]
+    pixels = []
+    for index in map(entry.image_ids.index, trained):
+        fov = entry.read("fov", index).astype(bool)
+        pixels.append(head_image(entry.read("image", index), fov, entry.config)[1].numpy()[fov])
+    green = np.concatenate(pixels)
+    assert np.isclose(params["green_mean"], green.mean(), atol=1e-5)
+    assert np.isclose(params["green_std"], green.std(), atol=1e-5)
