@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the readers import numpy and PIL: the driver imports them w
 
     from dgss.datasets.reader import DatasetReader
     from dgss.extract.extractor import FeatureExtractor
-    from dgss.store import Entry
+    from dgss.store import Entry, FeatureStore
 
 logger = logging.getLogger("dgss")
 
@@ -203,7 +203,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     from dgss.backbone.loading import load_backbone
     from dgss.datasets import get_dataset
     from dgss.device import check_device
-    from dgss.extract.dataset_files import changed_files, changed_files_error, files_attrs
+    from dgss.extract.dataset_files import files_attrs
     from dgss.extract.extractor import FeatureExtractor, make_config
     from dgss.backbone.shipped import resolve_model
     from dgss.store import FeatureStore, config_key
@@ -236,6 +236,8 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         outside_fov=request.outside_fov,
         appearance=request.appearance,
     )
+    if store is not None:
+        _replace_if_files_changed(store, reader, config_key(config.to_dict()), overwrite=request.overwrite)
     extractor = FeatureExtractor(backbone, config)
     shapes = [reader.shape(image_id) for image_id in ids]
     max_native_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
@@ -254,8 +256,6 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         attrs={**extractor.entry_attrs(), "command": request.command, "data_root": str(request.data_root or ""),
                **files_attrs(reader)},
     )
-    if changed_files(entry, reader.files_digest()) and not request.overwrite:
-        raise changed_files_error(entry, store.location)
     todo = _todo(entry, selection, labelled, overwrite=request.overwrite)
     written, tasks = [], todo
     if first is not None and todo[:1] == selection[:1]:  # else another run has written it meanwhile
@@ -292,6 +292,23 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     computed = sum(index is not None for index in written)
     return ExtractionSummary(reader.name, entry.key, computed, len(selection) - len(todo), len(ids), len(selection),
                              len(todo) - computed, labelled.count(False))
+
+
+def _replace_if_files_changed(store: FeatureStore, reader: DatasetReader, key: str, *, overwrite: bool) -> None:
+    """Refuse an entry made from other files of the folder (DatasetError naming --overwrite), or with `overwrite`
+    delete it: images added or removed change its ids, so it is made again rather than written over."""
+    from dgss.extract.dataset_files import changed_files, changed_files_error
+
+    if not store.has_entry(reader.name, key):
+        return
+    entry = store.entry(reader.name, key)
+    if not changed_files(entry, reader.files_digest()):
+        return
+    if not overwrite:
+        raise changed_files_error(entry, store.location)
+    logger.warning("%s: its files changed since it was extracted into %s; replacing its entry %s", reader.name,
+                   store.location, key)
+    store.delete_entry(reader.name, key)
 
 
 def _todo(entry: Entry, selection: list[int], labelled: list[bool], *, overwrite: bool) -> list[int]:

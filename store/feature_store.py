@@ -109,6 +109,14 @@ class FeatureStore:
         path = f"{_dataset_group(dataset)}/{key}"
         return path in self._root and ENTRY_ATTR in self._root[path].attrs
 
+    def delete_entry(self, dataset: str, key: str) -> None:
+        """Remove the entry of (`dataset`, `key`) with all it holds: how `dgss extract --overwrite` replaces the
+        entry of a folder whose files changed (other images, other ids). Nothing happens where there is none."""
+        path = f"{_dataset_group(dataset)}/{key}"
+        with store_writes(self.location):
+            if path in self._root:
+                del self._root[path]
+
     def require_entry(
         self,
         *,

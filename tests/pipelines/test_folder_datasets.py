@@ -70,3 +70,22 @@ def test_a_folder_whose_files_changed_is_refused_by_name_until_extracted_again(
     assert code == 0 and "2 extracted" in out, err
     assert _extract(dgss_cli, extract_model_dir, store, name)[0] == 0
     assert evaluate_run(run, None, [name], tmp_path / "report", overlays=0, allow_training_images=True)["targets"]
+
+
+def test_a_folder_that_gained_an_image_is_refused_then_replaced_with_overwrite(
+        extract_model_dir, tmp_path, datasets_tree, datasets_write, dgss_cli):
+    store = tmp_path / "f.zarr"
+    folder = datasets_tree(tmp_path / "mini", FILES)
+    name = f"folder:{folder}"
+    assert _extract(dgss_cli, extract_model_dir, store, name)[0] == 0
+    datasets_write(folder / "images" / "c.png", "image")
+    datasets_write(folder / "labels" / "c.png", "label")
+
+    code, _, err = _extract(dgss_cli, extract_model_dir, store, name)
+    assert code == 1 and f"{name}: its files changed since it was extracted" in err and "--overwrite" in err
+    assert FeatureStore(store).entry(name).image_ids == ["a", "b"]  # refused: the cached entry is as it was
+    code, out, err = _extract(dgss_cli, extract_model_dir, store, name, "--overwrite")
+    assert code == 0 and "3 extracted" in out, err
+    entry = FeatureStore(store).entry(name)
+    assert entry.image_ids == ["a", "b", "c"] and entry.done().all()
+    assert len(FeatureStore(store).entries()) == 1
