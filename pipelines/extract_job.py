@@ -15,13 +15,14 @@ leave them out); an image whose label was added or removed since it was extracte
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,13 @@ class ExtractionRequest:
     limit: int | None = None  # only the first `limit` images of the selection, in the reader's order
     labelled_only: bool = False  # only images with a vessel label (STARE's 400-image archive has 20 labels)
     command: str = field(default_factory=lambda: " ".join(sys.argv))
+
+    def config_choices(self) -> dict[str, Any]:
+        """The choices `make_config` takes, by name: the fields this request shares with it."""
+        from dgss.extract.extractor import make_config
+
+        taken = inspect.signature(make_config).parameters
+        return {item.name: getattr(self, item.name) for item in fields(self) if item.name in taken}
 
     def __post_init__(self) -> None:
         """Refuse counts that would hang a cluster or silently fall back to a default, before any work."""
@@ -219,23 +227,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
         logger.warning(note)
     store = FeatureStore.if_present(request.store)  # checked now, created once there is an image to write
     backbone = load_backbone(model, request.device)
-    config = make_config(
-        backbone,
-        blocks=request.blocks,
-        timesteps=request.timesteps,
-        mode=request.mode,
-        draws=request.draws,
-        seed=request.seed,
-        inversion_steps=request.inversion_steps,
-        bands=request.bands,
-        input_size=request.input_size,
-        canvas_size=request.canvas_size,
-        tile_overlap=request.tile_overlap,
-        mantissa_bits=request.mantissa_bits,
-        canvas_field_deg=request.canvas_field_deg,
-        outside_fov=request.outside_fov,
-        appearance=request.appearance,
-    )
+    config = make_config(backbone, **request.config_choices())
     if store is not None:
         _replace_if_files_changed(store, reader, config_key(config.to_dict()), overwrite=request.overwrite)
     extractor = FeatureExtractor(backbone, config)

@@ -202,3 +202,14 @@ def test_a_long_lived_worker_keeps_one_model(monkeypatch):
         extract_job._loaded(task(dataset))
     assert loads == ["DRIVE", "STARE", "CHASE_DB1"]
     assert list(extract_job._WORKER_CACHE) == [task("CHASE_DB1")]
+
+
+def test_every_config_choice_of_make_config_is_a_request_field_and_reaches_it():
+    import inspect
+
+    from dgss.extract.extractor import make_config
+
+    request = ExtractionRequest(dataset="DRIVE", store="s.zarr", mode="noised", draws=3, canvas_field_deg=50.0)
+    choices = request.config_choices()
+    assert set(choices) == set(inspect.signature(make_config).parameters) - {"backbone", "fov_crop"}
+    assert (choices["mode"], choices["draws"], choices["canvas_field_deg"]) == ("noised", 3, 50.0)
