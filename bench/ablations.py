@@ -17,7 +17,8 @@ does (whose functions run, score, merge and tabulate here), on the protocols sin
 
 An extraction variant reads its own store entry, made with the default entry's config but for its mode or bands,
 so every row differs from the default in one thing. --extract computes missing entries (`dgss extract`, resumable);
-without it their commands are printed and their rows skipped.
+without it their commands are printed and their rows skipped. --targets scores fewer targets, and then extracts a
+variant's entries for those targets and the sources' training split alone (how a costly mode is tried in a session).
 
 CPU cost of the whole table, estimated from docs/results.md (2 cores, nothing else running): a one-head fit plus its
 evaluation takes about 6 min on single-DRIVE and 10 on leave-one-out, so 36 min per seed over the four protocols.
@@ -93,9 +94,22 @@ def variant_keys(store: FeatureStore, key: str | None) -> tuple[dict[str, str], 
     return {**keys, "anchored": entry.key}, configs
 
 
+def image_needs(protocols: list[str], targets: set[str] | None) -> dict[str, str | None]:
+    """Per dataset, what a variant's entry must hold for `protocols` scored on `targets` (None: all of theirs):
+    None for every labelled image (a target), "training" for a source that is not scored here."""
+    needs: dict[str, str | None] = {}
+    for protocol in protocols:
+        sources, scored = PROTOCOLS[protocol]
+        needs.update((target, None) for target in scored if targets is None or target in targets)
+    for protocol in protocols:
+        needs.update((source, "training") for source in PROTOCOLS[protocol][0] if source not in needs)
+    return needs
+
+
 def extract_command(dgss: str, store: Path, dataset: str, config: ExtractionConfig, extraction: str,
-                    data_root: Path | None) -> list[str]:
-    """`dgss extract` for one dataset that reproduces the default entry's config but for the variant's options."""
+                    data_root: Path | None, split: str | None = None) -> list[str]:
+    """`dgss extract` for one dataset (its `split` alone, if given) that reproduces the default entry's config but
+    for the variant's options."""
     command = [dgss, "extract", "--dataset", dataset, "--store", str(store), "--labelled-only",
                "--blocks", ",".join(config.blocks), "--timesteps", ",".join(map(str, config.timesteps)),
                "--input-size", str(config.input_size), "--canvas-size", str(config.canvas_size),
@@ -104,15 +118,21 @@ def extract_command(dgss: str, store: Path, dataset: str, config: ExtractionConf
         command += ["--canvas-field-deg", str(config.canvas_field_deg)]
     if data_root is not None:
         command += ["--data-root", str(data_root)]
+    if split is not None:
+        command += ["--split", split]
     return command + EXTRACTIONS[extraction][1]
 
 
-def cached(store: FeatureStore, key: str, default_key: str) -> bool:
-    """Whether every dataset has an entry under `key` with as many images done as the default entry."""
-    for dataset in DATASETS:
+def cached(store: FeatureStore, key: str, default_key: str, needs: dict[str, str | None]) -> bool:
+    """Whether every needed dataset has an entry under `key` with as many of the needed images done as the default
+    entry."""
+    def done(entry, split: str | None) -> int:
+        return sum(1 for index in entry.done().nonzero()[0] if split is None or entry.splits[index] == split)
+
+    for dataset, split in needs.items():
         if not store.has_entry(dataset, key):
             return False
-        if store.entry(dataset, key).done().sum() < store.entry(dataset, default_key).done().sum():
+        if done(store.entry(dataset, key), split) < done(store.entry(dataset, default_key), split):
             return False
     return True
 
@@ -217,6 +237,9 @@ def main() -> None:
     parser.add_argument("--variant", action="append", help=f"repeatable [all: {', '.join(VARIANTS)}, "
                         f"{SINGLE}* (best single timestep)]; name {SINGLE}* as 'single'")
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOLS), help="repeatable [all]")
+    parser.add_argument("--targets", help="comma list: score only these targets; a variant's entries are then "
+                        "extracted for them and for the sources alone (a source that is not scored: its training "
+                        "split) [every target of the protocols]")
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds; the first picks the single timestep")
     parser.add_argument("--single-candidates", help="comma list: the timesteps tried for the best single one "
                         "[every cached timestep]")
@@ -235,19 +258,22 @@ def main() -> None:
     protocols, seeds = args.protocol or list(PROTOCOLS), [int(seed) for seed in args.seeds.split(",")]
     store = FeatureStore(args.store, create=False)
     keys, configs = variant_keys(store, args.key)
+    scored = set(args.targets.split(",")) if args.targets else None
+    needs = image_needs(protocols, scored)
     needed = {VARIANTS[name][0] for name in chosen if name in VARIANTS} | ({"anchored"} if "single" in chosen else set())
     for extraction in sorted(needed):
-        if cached(store, keys[extraction], keys["anchored"]) or not args.extract or over_budget():
+        if cached(store, keys[extraction], keys["anchored"], needs) or not args.extract or over_budget():
             continue
-        for dataset in DATASETS:
-            timed(extract_command(dgss, args.store, dataset, configs[extraction], extraction, args.data_root))
+        for dataset, split in needs.items():
+            timed(extract_command(dgss, args.store, dataset, configs[extraction], extraction, args.data_root, split))
     store = FeatureStore(args.store, create=False)  # the entries just made
-    missing = sorted(extraction for extraction in needed if not cached(store, keys[extraction], keys["anchored"]))
+    missing = sorted(extraction for extraction in needed
+                     if not cached(store, keys[extraction], keys["anchored"], needs))
     for extraction in missing:
         print(f"entry {extraction} (key {keys[extraction]}) is not cached; its rows are skipped. Extract it with:")
-        for dataset in DATASETS:
+        for dataset, split in needs.items():
             print("  " + shlex.join(extract_command("dgss", args.store, dataset, configs[extraction], extraction,
-                                                    args.data_root)))
+                                                    args.data_root, split)))
     print(f"cores: {os.cpu_count()}; variants {', '.join(chosen)}; keys {keys}")
     timesteps = list(configs["anchored"].timesteps)
     if args.single_candidates:
@@ -264,6 +290,9 @@ def main() -> None:
             print(f"budget of {args.budget_minutes} min spent: stopping before {variant} {protocol} seed {seed}")
             break
         sources, targets = PROTOCOLS[protocol]
+        targets = [target for target in targets if scored is None or target in scored]
+        if not targets:
+            continue
         run_dir = args.runs / variant / protocol / HEAD / f"seed{seed}"
         if variant in MEMBERS_OF:
             whole, members = MEMBERS_OF[variant]

@@ -109,3 +109,20 @@ def test_single_candidates_limit_the_timesteps_tried_and_refuse_uncached_ones(ab
     monkeypatch.setattr(sys, "argv", [*argv, "--single-candidates", "10,500"])
     with pytest.raises(SystemExit, match="cached timesteps are 1,10"):
         ablations.main()
+
+
+def test_targets_limit_what_a_variant_extracts_to_them_and_the_sources_training_split(ablations, aggregate_cache,
+                                                                                     tmp_path, monkeypatch, capsys):
+    for dataset in ablations.DATASETS:
+        aggregate_cache(dataset, n_images=2)
+    monkeypatch.setattr(ablations, "PROTOCOLS", {"single-DRIVE": (["DRIVE"], ["DRIVE", "STARE", "CHASE_DB1"])})
+    monkeypatch.setattr(sys, "argv", ["ablations.py", "--store", str(tmp_path / "store"), "--seeds", "0",
+                                      "--variant", "noised-4", "--targets", "STARE", "--runs", str(tmp_path / "runs"),
+                                      "--csv", str(tmp_path / "ablations.csv")])
+    ablations.main()
+    commands = {line.split()[3]: line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("  dgss extract")}
+    assert set(commands) == {"DRIVE", "STARE"}
+    assert "--split training" in commands["DRIVE"] and "--split" not in commands["STARE"]
+    assert ablations.calls == []  # its entry is not cached: no run
+    assert ablations.image_needs(["single-DRIVE"], None) == {"DRIVE": None, "STARE": None, "CHASE_DB1": None}
