@@ -20,12 +20,13 @@ so every row differs from the default in one thing. --extract computes missing e
 without it their commands are printed and their rows skipped. --targets scores fewer targets, and then extracts a
 variant's entries for those targets and the sources' training split alone (how a costly mode is tried in a session).
 
-CPU cost of the whole table, estimated from docs/results.md (2 cores, nothing else running): a one-head fit plus its
-evaluation takes about 6 min on single-DRIVE and 10 on leave-one-out, so 36 min per seed over the four protocols.
-The five one-head variants at 3 seeds: 9 h. vote-10: ten heads, about 18 h (vote-3 costs only its evaluations).
-Single timesteps, 8 candidates at the first seed and the best at two more: 6 h. The three extra entries of DRIVE,
-STARE and CHASE_DB1 (108 images; anchored, 8 UNet passes per image, took 20 min with 2 workers): ddim (50 passes)
-about 2 h, noised-4 (32) 1.3 h, raw 0.3 h. About 37 h in all; --budget-minutes runs it in pieces.
+CPU cost of the whole table, from the pieces measured on 2026-12-07 (one torch thread per process, 2 cores): a
+one-head fit plus its evaluation takes 6-8 min on single-DRIVE and 11-12 per leave-one-out fold, so about 42 min per
+seed over the four protocols. The five one-head variants at 3 seeds: about 10.5 h. vote-10: ten heads, about 21 h
+(vote-3 costs only its evaluations). Single timesteps fit in 42 s, so their evaluations dominate: 8 candidates at
+the first seed and the best at two more, about 1.5 h. The extra entries of DRIVE, STARE and CHASE_DB1 (108 images,
+one thread, s per image): raw 11 (0.3 h), noised-4 43-52 (1.4 h), ddim 70-78 (2.2 h). About 37 h in all;
+--budget-minutes runs it in pieces, and --targets tries a costly mode on fewer images.
 
 Resumable and incremental like dg_protocol.py: finished runs are reused, a stopped fit-head resumes, work goes seed
 by seed, and --budget-minutes starts no step after that long. Rows go to bench/results/ablations.csv (dg_protocol's
