@@ -188,19 +188,22 @@ def chart(summary: list[dict[str, object]], variant: str, path: Path) -> None:
     heads = sorted({row["head"] for row in summary})
     by_key = {(row["protocol"], row["target"], row["head"]): row for row in summary}
     in_domain = {(row["protocol"], row["target"]) for row in summary if not row["unseen"]}
-    figure, axes = plt.subplots(2, 1, figsize=(max(6.0, 1.2 * len(groups) * len(heads) / 2), 7), sharex=True)
+    figure, axes = plt.subplots(2, 1, figsize=(min(24.0, max(6.0, 1.2 * len(groups) * len(heads) / 2)), 7),
+                                sharex=True)
     width = 0.8 / len(heads)
+    colours = plt.get_cmap("tab10" if len(heads) <= 10 else "tab20")(range(len(heads)))  # one colour per bar
     for axis, metric, label in zip(axes, ("dice", "auc_roc"), ("Dice (pooled)", "AUC-ROC")):
         for offset, head in enumerate(heads):
             rows = [by_key.get((*group, head)) for group in groups]
             positions = [index + (offset - (len(heads) - 1) / 2) * width for index in range(len(groups))]
             axis.bar(positions, [row[metric] if row else 0 for row in rows], width,
-                     yerr=[row[f"{metric}_sd"] if row else 0 for row in rows], label=head, capsize=2)
+                     yerr=[row[f"{metric}_sd"] if row else 0 for row in rows], label=head, capsize=2,
+                     color=colours[offset])
         values = [row[metric] for row in summary]
         axis.set_ylabel(label)
         axis.set_ylim(max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.03))
         axis.grid(axis="y", alpha=0.3)
-    axes[0].legend(ncol=len(heads))
+    axes[0].legend(ncol=min(len(heads), 7), fontsize=8)
     names = [f"{protocol}\n{target}" + ("\n(in domain)" if (protocol, target) in in_domain else "")
              for protocol, target in groups]
     axes[1].set_xticks(range(len(groups)), names, fontsize=8)
