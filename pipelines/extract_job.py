@@ -228,13 +228,14 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
     store = FeatureStore.if_present(request.store)  # checked now, created once there is an image to write
     backbone = load_backbone(model, request.device)
     config = make_config(backbone, **request.config_choices())
+    key = config_key(config.to_dict())
     if store is not None:
-        _replace_if_files_changed(store, reader, config_key(config.to_dict()), overwrite=request.overwrite)
+        _replace_if_files_changed(store, reader, key, overwrite=request.overwrite)
     extractor = FeatureExtractor(backbone, config)
     shapes = [reader.shape(image_id) for image_id in ids]
     max_native_shape = (max(h for h, _ in shapes), max(w for _, w in shapes))
     first = None
-    if selection and (store is None or not store.has_entry(reader.name, config_key(config.to_dict()))):
+    if selection and (store is None or not store.has_entry(reader.name, key)):
         with _torch_threads(request.threads_per_worker):  # as a task computes it, so both paths write equal bytes
             first = _image_arrays(reader, extractor, ids[selection[0]], max_native_shape)
     store = store or FeatureStore(request.store)

@@ -86,8 +86,8 @@ def parse_head_params(name: str, pairs: Sequence[str]) -> dict[str, Any]:
 def _typed(kind: Any, text: str) -> Any:
     """`text` as a value of the config field type `kind` (``none`` for an optional one's None); ValueError when it
     is not one."""
-    if _optional(kind) is not None:
-        return None if text.lower() == "none" else _typed(_optional(kind), text)
+    if (inner := _optional(kind)) is not None:
+        return None if text.lower() == "none" else _typed(inner, text)
     if kind is bool:
         words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
         if text.lower() not in words:
@@ -116,8 +116,8 @@ _TYPE_NAMES = {int: ("an integer", "INT"), float: ("a finite number", "FLOAT"), 
 
 
 def _type_name(kind: Any, metavar: bool = False) -> str:
-    if _optional(kind) is not None:
-        return _type_name(_optional(kind), metavar) + ("|none" if metavar else " or none")
+    if (inner := _optional(kind)) is not None:
+        return _type_name(inner, metavar) + ("|none" if metavar else " or none")
     if typing.get_origin(kind) is tuple:
         return "INT,INT,..." if metavar else "a comma list of integers"
     return _TYPE_NAMES.get(kind, ("text", "TEXT"))[metavar]

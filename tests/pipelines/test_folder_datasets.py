@@ -22,6 +22,14 @@ def _extract(dgss_cli, model: Path, store: Path, dataset: str, *options: str) ->
                     "10", *options)
 
 
+def _extracted_folder(dgss_cli, model: Path, tmp_path: Path, datasets_tree) -> tuple[Path, Path, str]:
+    """(store, folder, dataset name) of a `folder:` dataset of FILES, extracted."""
+    store, folder = tmp_path / "f.zarr", datasets_tree(tmp_path / "mini", FILES)
+    name = f"folder:{folder}"
+    assert _extract(dgss_cli, model, store, name)[0] == 0
+    return store, folder, name
+
+
 def test_a_folder_named_two_ways_is_one_entry_and_another_folder_of_that_name_is_another(
         extract_model_dir, tmp_path, datasets_tree, datasets_write, dgss_cli, monkeypatch):
     store = tmp_path / "f.zarr"
@@ -51,10 +59,7 @@ def test_a_folder_named_two_ways_is_one_entry_and_another_folder_of_that_name_is
 
 def test_a_folder_whose_files_changed_is_refused_by_name_until_extracted_again(
         extract_model_dir, tmp_path, datasets_tree, datasets_write, dgss_cli):
-    store = tmp_path / "f.zarr"
-    folder = datasets_tree(tmp_path / "mini", FILES)
-    name = f"folder:{folder}"
-    assert _extract(dgss_cli, extract_model_dir, store, name)[0] == 0
+    store, folder, name = _extracted_folder(dgss_cli, extract_model_dir, tmp_path, datasets_tree)
     config = HeadTrainingConfig(head="mlp", head_params={"hidden": [4]}, epochs=1, window=None,
                                 validation_fraction=0.0)
     run = fit_head(store, [name], tmp_path / "run", config)
@@ -74,10 +79,7 @@ def test_a_folder_whose_files_changed_is_refused_by_name_until_extracted_again(
 
 def test_a_folder_that_gained_an_image_is_refused_then_replaced_with_overwrite(
         extract_model_dir, tmp_path, datasets_tree, datasets_write, dgss_cli):
-    store = tmp_path / "f.zarr"
-    folder = datasets_tree(tmp_path / "mini", FILES)
-    name = f"folder:{folder}"
-    assert _extract(dgss_cli, extract_model_dir, store, name)[0] == 0
+    store, folder, name = _extracted_folder(dgss_cli, extract_model_dir, tmp_path, datasets_tree)
     datasets_write(folder / "images" / "c.png", "image")
     datasets_write(folder / "labels" / "c.png", "label")
 
