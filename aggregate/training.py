@@ -25,8 +25,7 @@ from torch import nn
 from dgss.aggregate.checkpoint import Checkpoint, load_checkpoint, remove_checkpoint, save_checkpoint
 from dgss.aggregate.data import CachedImages, MemoryBudget, epoch_steps, prefetch, split_indices, warn_pending, window_batch
 from dgss.aggregate.fit_summary import fit_summary, window_warnings
-from dgss.aggregate.heads import build_head, head_config, head_uses_features
-from dgss.aggregate.heads.unet import green_statistics
+from dgss.aggregate.heads import build_head, fitted_head_params, head_config, head_uses_features
 from dgss.aggregate.inference import batch_to_device
 from dgss.aggregate.phases import Phase, check_phases, enter_phase, epoch_phase, trainable_parameters
 from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, load_head_weights, prepare_out_dir,
@@ -154,7 +153,8 @@ def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, confi
     budget = MemoryBudget(keep_bytes)
     images = CachedImages(items, features=features, budget=budget, spec=spec)
     validation_images = CachedImages(held, features=features, budget=budget, spec=spec)
-    config = with_input_statistics(config, images)
+    # What the head fixes from its training images (a green U-Net's mean and spread), recorded in the run.
+    config = dataclasses.replace(config, head_params=fitted_head_params(config.head, config.head_params, images))
     # Every hyperparameter, defaults included: a checkpoint written under other defaults is refused, not misloaded.
     resolved = dataclasses.replace(config, head_params=head_config(config.head, **config.head_params).to_dict())
     identity = {"training": resolved.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
@@ -174,17 +174,6 @@ def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, confi
     for line in fit_summary(sources=used, validation=validation_ids, selection=record.selection, epochs=config.epochs):
         logger.info("%s", line)
     return out_dir
-
-
-def with_input_statistics(config: HeadTrainingConfig, images: CachedImages) -> HeadTrainingConfig:
-    """`config` with a green U-Net's mean and spread fixed from its training images where not given: recorded in
-    the run, they standardise every window and canvas alike, now and at inference."""
-    params = head_config(config.head, **config.head_params)
-    if getattr(params, "channels", None) != "green" or params.green_mean is not None:
-        return config
-    mean, std = green_statistics(images)
-    return dataclasses.replace(config, head_params={**config.head_params, "green_mean": round(mean, 6),
-                                                    "green_std": round(std, 6)})
 
 
 def resolve_sources(store: FeatureStore, sources: Sequence[str], key: str | None) -> list[Entry]:

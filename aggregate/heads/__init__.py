@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -129,6 +129,13 @@ def _described(kind: Any, default: Any) -> str:
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default).lower() \
         if isinstance(default, bool) else default
     return f"{_type_name(kind, metavar=True)} (default {shown})"
+
+
+def fitted_head_params(name: str, hparams: dict[str, Any], images: Iterable[Any]) -> dict[str, Any]:
+    """``hparams`` with what head ``name`` fixes from its training ``images`` (a config's ``fitted_to``, where it
+    has one) added: recorded in the run, they are used alike at training and inference."""
+    fitted_to = getattr(head_config(name, **hparams), "fitted_to", None)
+    return hparams | (fitted_to(images) if fitted_to else {})
 
 
 def recorded_head_params(name: str, hparams: dict[str, Any]) -> dict[str, Any]:

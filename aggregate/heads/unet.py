@@ -2,7 +2,7 @@
 
 ``channels="green"`` is the classic vessel-segmentation input: the green channel (where vessels contrast most with
 the background), standardised inside the FOV, with everything outside it set to the FOV's mean so the black
-surround teaches nothing. Training fixes the mean and spread from its own images (`green_statistics`), so a window
+surround teaches nothing. Training fixes the mean and spread from its own images (`UNetConfig.fitted_to`), so a window
 and the whole canvas are standardised alike, under any appearance target or none.
 """
 
@@ -47,6 +47,14 @@ class UNetConfig:
                                                                      and not self.green_std > 0):
             raise ModelError(f"unet green_mean={self.green_mean} and green_std={self.green_std}: give both "
                              "(green_std > 0) or neither")
+
+    def fitted_to(self, images: Iterable[Mapping[str, Tensor]]) -> dict[str, float]:
+        """What training fixes from its images: a green input's mean and spread, where not given, so a window and
+        the whole canvas are standardised alike, now and at inference."""
+        if self.channels != "green" or self.green_mean is not None:
+            return {}
+        mean, std = green_statistics(images)
+        return {"green_mean": round(mean, 6), "green_std": round(std, 6)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
