@@ -36,6 +36,7 @@ import csv
 import json
 import os
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,7 +61,9 @@ COLUMNS = ("variant", "protocol", "target", "unseen", "head", "seed", *METRICS, 
 
 
 def timed(command: list[str]) -> float:
-    """Run `command`; its wall seconds. Exits on failure."""
+    """Run `command`; its wall seconds. Exits on failure. A SIGTERM to the bench stops the command too (subprocess
+    kills its child on the exit it raises), so no orphan goes on to write a run the bench never timed."""
+    signal.signal(signal.SIGTERM, lambda number, _: sys.exit(128 + number))
     print("$", shlex.join(command), flush=True)
     start = time.perf_counter()
     if subprocess.run(command).returncode != 0:

@@ -2,9 +2,13 @@
 and evaluate stubbed: the real ones run in bench/dg_protocol.py's tests and by hand)."""
 
 import csv
+import os
+import signal
+import subprocess
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +130,23 @@ def test_targets_limit_what_a_variant_extracts_to_them_and_the_sources_training_
     assert "--split training" in commands["DRIVE"] and "--split" not in commands["STARE"]
     assert ablations.calls == []  # its entry is not cached: no run
     assert ablations.image_needs(["single-DRIVE"], None) == {"DRIVE": None, "STARE": None, "CHASE_DB1": None}
+
+
+def test_stopping_a_bench_stops_the_command_it_runs(tmp_path):
+    """`kill BENCH` must not leave its fit-head running on, to write a run the bench never timed."""
+    pid_file = tmp_path / "child.pid"
+    child = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    bench = (f"import sys; sys.path.insert(0, {str(SCRIPT.parent)!r}); import dg_protocol; "
+             f"dg_protocol.timed([sys.executable, '-c', {child!r}])")
+    parent = subprocess.Popen([sys.executable, "-c", bench])
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the bench never started its command"
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) != 0
+    child_pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(child_pid, 0)  # raises once the child is gone
+            time.sleep(0.1)
