@@ -85,8 +85,22 @@ def test_every_row_runs_on_its_cache_and_the_best_single_timestep_carries_on(abl
     assert {row["fit_s"] for row in rows if row["variant"] == "vote-3"} == {"3.0"}  # 3/10 of vote-10's
     table = out.with_suffix(".md").read_text()
     assert "best single timestep for single-DRIVE (source validation Dice at seed 0): 10" in table
-    assert "| vote-10 | single-DRIVE | STARE | 2 | 0.700 ± 0.000 | +0.000 |" in table
+    assert "| vote-10 | single-DRIVE | STARE | 2 | 0.700 ± 0.000 | +0.000 | +0.000 ± 0.000 (0 of 2 up) |" in table
     assert out.with_suffix(".png").is_file()
+
+
+def test_the_change_paired_by_seed_sees_through_the_spread_the_seeds_cause(ablations):
+    """Seeds that move every variant alike (0.60 to 0.70 here) hide a steady gain from the unpaired spread."""
+    def row(variant, seed, dice):
+        return {"variant": variant, "protocol": "single-DRIVE", "target": "STARE", "seed": str(seed),
+                "dice": str(dice)}
+
+    rows = [row("default", 0, 0.60), row("default", 1, 0.70), row("default", 2, 0.65),
+            row("gate-mean", 0, 0.62), row("gate-mean", 1, 0.72), row("gate-mean", 2, 0.67),
+            row("gate-mean", 3, 0.99)]  # no default at seed 3: not paired
+    assert ablations.paired_change(rows, "gate-mean", "single-DRIVE", "STARE") == "+0.020 ± 0.000 (3 of 3 up)"
+    assert ablations.paired_change(rows, "gate-mean", "single-DRIVE", "CHASE_DB1") == ""
+    assert ablations.paired_change(rows, "default", "single-DRIVE", "STARE") == ""
 
 
 def test_variant_entries_differ_from_the_default_in_their_own_fields_only(ablations, aggregate_cache, tmp_path):
