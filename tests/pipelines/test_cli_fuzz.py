@@ -80,7 +80,9 @@ def _options() -> list[Option]:
                 found.append(Option(name, flag, "choice", choices=_choices(param)))
             else:
                 found.append(Option(name, flag, "text", nargs=param.nargs))
-    return found
+    # Sorted: commands register on `app` in the order their modules are first imported, which depends on which
+    # tests ran before; the derandomized cases must not.
+    return sorted(found, key=lambda option: (option.command, option.flag))
 
 
 def _choices(param: Any) -> tuple[str, ...]:
