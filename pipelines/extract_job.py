@@ -277,6 +277,7 @@ def run_extraction(request: ExtractionRequest) -> ExtractionSummary:
                 workers=request.workers,
                 scheduler=request.scheduler,
                 description=f"extract {reader.name}",
+                done_before=len(todo) - len(tasks),
             )
     finally:
         _WORKER_CACHE.pop(task, None)

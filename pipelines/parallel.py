@@ -96,14 +96,16 @@ def map_tasks(
     workers: int = 0,
     scheduler: str | None = None,
     description: str = "images",
+    done_before: int = 0,
 ) -> list[Any]:
     """Apply `task` to every index; return the results in completion order.
 
     `workers == 0` and no `scheduler` runs in this process, which is what a single GPU wants. A task failure
-    stops the run with that task's own exception; results already written by other tasks stay valid.
+    stops the run with that task's own exception; results already written by other tasks stay valid. The progress
+    counts `done_before` images of the same run done another way first (extraction's first image, by the driver).
     """
     results: list[Any] = []
-    with Progress(len(indices), description, "images") as progress:
+    with Progress(done_before + len(indices), description, "images", initial=done_before) as progress:
         if workers == 0 and scheduler is None:
             for index in indices:
                 results.append(task(index))

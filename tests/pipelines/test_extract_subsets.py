@@ -1,6 +1,7 @@
 """`dgss extract --split/--images/--limit`: only the selection is computed, the entry still lists the whole dataset
 (same key), and a later run fills in the rest; a wrong split or id is one line, before the store is touched."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,18 @@ def test_a_limit_computes_that_many_and_a_later_run_only_the_rest(extract_model_
     rest = run_extraction(_request(store, extract_model_dir))
     assert (rest.key, rest.computed, rest.already_done, rest.selected) == (first.key, 2, 2, 4)
     assert _done(store, first.key) == [True] * 4
+
+
+def test_the_progress_counts_every_image_the_run_computes(extract_model_dir, tmp_path, caplog):
+    """A new entry's first image is computed before the others (by the driver); the count includes it."""
+    store = tmp_path / "f.zarr"
+    with caplog.at_level(logging.INFO, logger="dgss"):
+        run_extraction(_request(store, extract_model_dir, limit=3))  # a new entry: the first image, then two
+    assert "extract SYNTH-A-4x64: 3/3 images" in caplog.text and "/2 images" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dgss"):
+        run_extraction(_request(store, extract_model_dir))  # the entry exists: the last image alone
+    assert "extract SYNTH-A-4x64: 1/1 images" in caplog.text
 
 
 @pytest.mark.parametrize(
