@@ -31,7 +31,9 @@ one thread, s per image): raw 11 (0.3 h), noised-4 43-52 (1.4 h), ddim 70-78 (2.
 Resumable and incremental like dg_protocol.py: finished runs are reused, a stopped fit-head resumes, work goes seed
 by seed, and --budget-minutes starts no step after that long. Rows go to bench/results/ablations.csv (dg_protocol's
 columns); ablations.md holds the table against the default (Dice and AUC mean ± sd over seeds, and the difference
-to the default) and ablations.png one bar per variant for each protocol and target.
+to the default) and ablations.png one bar per variant for each protocol and target. Pieces run side by side each
+write their own --csv; `--merge PIECE.csv ...` then merges them into --csv, with its table and chart, and runs
+nothing.
 
     .venv/bin/python bench/ablations.py --store /work/cache/v2.zarr --data-root ../shared/datasets --extract \\
         --budget-minutes 600
@@ -40,6 +42,7 @@ to the default) and ablations.png one bar per variant for each protocol and targ
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -170,9 +173,9 @@ def first_members(whole: Path, part: Path, members: int) -> bool:
 
 def best_single(runs: Path, protocol: str, timesteps: list[int], seed: int) -> int | None:
     """The timestep whose single-timestep run at `seed` has the best source validation Dice; None until every
-    candidate has finished."""
+    candidate has finished (or there is none)."""
     scores = {step: validation_dice(runs / f"{SINGLE}{step}" / protocol / HEAD / f"seed{seed}") for step in timesteps}
-    if any(score is None for score in scores.values()):
+    if not scores or any(score is None for score in scores.values()):
         return None
     return max(timesteps, key=lambda step: scores[step])
 
@@ -248,10 +251,20 @@ def write_results(csv_path: Path, rows: list[dict[str, object]], notes: list[str
     chart(by_variant, "ablations", csv_path.with_suffix(".png"))
 
 
+def merged_pieces(paths: list[Path]) -> list[dict[str, str]]:
+    """The rows of pieces run side by side, each with its own CSV; a later piece's row replaces an earlier one's of
+    the same variant, protocol, target, head and seed (a run scored again on more targets)."""
+    rows = {}
+    for path in paths:
+        for row in csv.DictReader(path.open()):
+            rows[tuple(row[name] for name in ("variant", "protocol", "target", "head", "seed"))] = row
+    return list(rows.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", type=Path, required=True, help="store holding the default entry of DRIVE, STARE "
-                        "and CHASE_DB1 (the variants' entries are added beside it)")
+    parser.add_argument("--store", type=Path, help="store holding the default entry of DRIVE, STARE and CHASE_DB1 "
+                        "(the variants' entries are added beside it); needed unless --merge")
     parser.add_argument("--key", help="the default entry's key, where the datasets are cached under several")
     parser.add_argument("--data-root", type=Path, help="for --extract: folder holding the datasets")
     parser.add_argument("--extract", action="store_true", help="extract the variants' missing entries first")
@@ -268,7 +281,17 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=None, help="start no step after this long")
     parser.add_argument("--runs", type=Path, default=Path("bench/runs/ablations"))
     parser.add_argument("--csv", type=Path, default=Path("bench/results/ablations.csv"))
+    parser.add_argument("--merge", type=Path, nargs="+", help="pieces' CSVs to merge into --csv (later ones win); "
+                        "nothing runs")
     args = parser.parse_args()
+    if args.merge:
+        steps = sorted(int(path.name.removeprefix(SINGLE)) for path in args.runs.glob(f"{SINGLE}*"))
+        notes = single_notes(args.runs, args.protocol or list(PROTOCOLS), steps, int(args.seeds.split(",")[0]))
+        write_results(args.csv, merged_pieces(args.merge), notes)
+        print(args.csv.with_suffix(".md").read_text())
+        return
+    if args.store is None:
+        parser.error("--store is required (unless --merge)")
     dgss = str(Path(sys.executable).with_name("dgss"))
     start = time.perf_counter()
 

@@ -103,6 +103,34 @@ def test_the_change_paired_by_seed_sees_through_the_spread_the_seeds_cause(ablat
     assert ablations.paired_change(rows, "default", "single-DRIVE", "STARE") == ""
 
 
+def test_pieces_run_side_by_side_merge_into_one_table_later_ones_winning(ablations, tmp_path, monkeypatch):
+    from dg_protocol import COLUMNS
+
+    def piece(name, dice_by_seed, target="STARE"):
+        path = tmp_path / f"ablations_{name}.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, COLUMNS)
+            writer.writeheader()
+            for variant, seed, dice in dice_by_seed:
+                writer.writerow({name: "1" for name in COLUMNS} | {
+                    "variant": variant, "protocol": "single-DRIVE", "target": target, "unseen": "True",
+                    "head": "tsfreqagg", "seed": str(seed), "dice": str(dice), "threshold": "0.5"})
+        return path
+
+    first = piece("a", [("default", 0, 0.60), ("default", 1, 0.70), ("noised-4", 0, 0.65)])
+    second = piece("b", [("noised-4", 0, 0.66), ("noised-4", 1, 0.74)])  # seed 0 scored again: it wins
+    out = tmp_path / "ablations.csv"
+    monkeypatch.setattr(sys, "argv", ["ablations.py", "--merge", str(first), str(second), "--csv", str(out),
+                                      "--runs", str(tmp_path / "runs")])
+    ablations.main()
+    rows = {(row["variant"], row["seed"]): row["dice"] for row in csv.DictReader(out.open())}
+    assert rows == {("default", "0"): "0.6", ("default", "1"): "0.7", ("noised-4", "0"): "0.66",
+                    ("noised-4", "1"): "0.74"}
+    assert "| noised-4 | single-DRIVE | STARE | 2 | 0.700 ± 0.057 | +0.050 | +0.050 ± 0.014 (2 of 2 up) |" in \
+        out.with_suffix(".md").read_text()
+    assert not ablations.calls and out.with_suffix(".png").is_file()
+
+
 def test_variant_entries_differ_from_the_default_in_their_own_fields_only(ablations, aggregate_cache, tmp_path):
     for dataset in ablations.DATASETS:
         aggregate_cache(dataset, n_images=1)
