@@ -54,7 +54,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from dg_protocol import PROTOCOLS, chart, markdown, merge_csv, run_one, score_rows, summarise, timed
+from dg_protocol import IDENTITY, PROTOCOLS, chart, markdown, merge_csv, run_one, score_rows, summarise, timed
 
 from dgss.extract.config import ExtractionConfig
 from dgss.extract.features import DEFAULT_INVERSION_STEPS
@@ -257,7 +257,7 @@ def merged_pieces(paths: list[Path]) -> list[dict[str, str]]:
     rows = {}
     for path in paths:
         for row in csv.DictReader(path.open()):
-            rows[tuple(row[name] for name in ("variant", "protocol", "target", "head", "seed"))] = row
+            rows[tuple(row[name] for name in IDENTITY)] = row
     return list(rows.values())
 
 

@@ -58,6 +58,7 @@ against (`dgss fit-head --recipe unet-reference`)."""
 METRICS = ("dice", "auc_roc", "auc_pr", "sensitivity", "specificity")
 COLUMNS = ("variant", "protocol", "target", "unseen", "head", "seed", *METRICS, "image_dice_mean", "threshold",
            "n_images", "fit_s", "eval_s")
+IDENTITY = ("variant", "protocol", "target", "head", "seed")  # what makes a row one measurement
 
 
 def timed(command: list[str]) -> float:
@@ -128,12 +129,11 @@ def score_rows(variant: str, protocol: str, head: str, seed: int, run_dir: Path,
 
 def merge_csv(path: Path, rows: list[dict[str, object]]) -> list[dict[str, str]]:
     """Replace the rows of the same (variant, protocol, target, head, seed) in `path`; return every row."""
-    identity = ("variant", "protocol", "target", "head", "seed")
-    fresh = {tuple(str(row[name]) for name in identity) for row in rows}
+    fresh = {tuple(str(row[name]) for name in IDENTITY) for row in rows}
     old = list(csv.DictReader(path.open())) if path.is_file() else []
-    kept = [row for row in old if tuple(row[name] for name in identity) not in fresh]
+    kept = [row for row in old if tuple(row[name] for name in IDENTITY) not in fresh]
     merged = kept + [{name: str(row[name]) for name in COLUMNS} for row in rows]
-    merged.sort(key=lambda row: tuple(row[name] for name in identity))
+    merged.sort(key=lambda row: tuple(row[name] for name in IDENTITY))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, COLUMNS)

@@ -2,11 +2,11 @@
 and evaluate stubbed: the real ones run in bench/dg_protocol.py's tests and by hand)."""
 
 import csv
+import importlib.util
+import json
 import os
 import signal
 import subprocess
-import importlib.util
-import json
 import sys
 import time
 from pathlib import Path
@@ -106,14 +106,14 @@ def test_the_change_paired_by_seed_sees_through_the_spread_the_seeds_cause(ablat
 def test_pieces_run_side_by_side_merge_into_one_table_later_ones_winning(ablations, tmp_path, monkeypatch):
     from dg_protocol import COLUMNS
 
-    def piece(name, dice_by_seed, target="STARE"):
+    def piece(name, dice_by_seed):
         path = tmp_path / f"ablations_{name}.csv"
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, COLUMNS)
             writer.writeheader()
             for variant, seed, dice in dice_by_seed:
-                writer.writerow({name: "1" for name in COLUMNS} | {
-                    "variant": variant, "protocol": "single-DRIVE", "target": target, "unseen": "True",
+                writer.writerow({column: "1" for column in COLUMNS} | {
+                    "variant": variant, "protocol": "single-DRIVE", "target": "STARE", "unseen": "True",
                     "head": "tsfreqagg", "seed": str(seed), "dice": str(dice), "threshold": "0.5"})
         return path
 
