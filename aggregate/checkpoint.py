@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from dgss.aggregate.heads import HEAD_NAMES, recorded_head_params
 from dgss.errors import RunError
 from dgss.files import atomic_path
 
@@ -61,7 +62,7 @@ def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | Non
         return None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-        saved = json.loads(data["identity"])
+        saved = _with_predated_head_fields(json.loads(data["identity"]))
     except Exception as error:  # a truncated or foreign file: any of pickle's, zip's or json's errors
         raise RunError(f"checkpoint {path} is corrupt ({type(error).__name__}): delete it, or pass --overwrite "
                        "to train the run from the start") from None
@@ -78,6 +79,15 @@ def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | Non
 
 def remove_checkpoint(run_dir: Path) -> None:
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def _with_predated_head_fields(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` with each head field its checkpoint predates set to what its absence meant then, so a stopped
+    run resumes under newer code where the field's meaning is unchanged (and is refused, naming it, where not)."""
+    training = identity.get("training", {})
+    if training.get("head") in HEAD_NAMES:
+        training["head_params"] = recorded_head_params(training["head"], training.get("head_params", {}))
+    return identity
 
 
 def _changed_fields(saved: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list[str]:

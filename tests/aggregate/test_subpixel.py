@@ -122,3 +122,32 @@ def test_a_checkpoint_written_under_other_defaults_is_refused_by_name(aggregate_
     torch.save({**data, "identity": json.dumps(identity, sort_keys=True)}, path)
     with pytest.raises(RunError, match=r"other settings \(training\.head_params.*subpixel.* differ\)"):
         fit_head(aggregate_store, ["SRC"], tmp_path / "run", config, resume=True)
+
+
+@pytest.mark.parametrize(("dropped", "resumes"), [(("gate", "fusion"), True), (("subpixel",), False)])
+def test_a_checkpoint_that_predates_a_head_field_resumes_where_its_absence_meant_the_default(
+        aggregate_store, tmp_path, monkeypatch, dropped, resumes):
+    """gate and fusion were added with the behaviour before them as default; subpixel's default changed."""
+    config = HeadTrainingConfig(head="tsfreqagg", head_params=TINY, epochs=2, window=16, validation_fraction=0.0)
+    saved = training.save_checkpoint
+
+    def stop(run_dir, checkpoint):
+        saved(run_dir, checkpoint)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit_head(aggregate_store, ["SRC"], tmp_path / "run", config)
+    monkeypatch.setattr(training, "save_checkpoint", saved)
+    path = tmp_path / "run" / "checkpoint.pt"
+    data = torch.load(path, weights_only=True)
+    identity = json.loads(data["identity"])
+    for name in dropped:  # what a checkpoint written before the field existed holds
+        del identity["training"]["head_params"][name]
+    torch.save({**data, "identity": json.dumps(identity, sort_keys=True)}, path)
+    if resumes:
+        fit_head(aggregate_store, ["SRC"], tmp_path / "run", config, resume=True)
+        assert load_run(tmp_path / "run").heads[0].config.subpixel
+    else:
+        with pytest.raises(RunError, match=r"other settings \(training\.head_params\.subpixel differ\)"):
+            fit_head(aggregate_store, ["SRC"], tmp_path / "run", config, resume=True)
