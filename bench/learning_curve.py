@@ -1,12 +1,15 @@
 """Learning curves on unseen cameras: pooled Dice and AUC-ROC of single-DRIVE runs against the training windows
 they saw, read from the DG bench's rows (no fitting here).
 
-Each point is a finished `bench/dg_protocol.py` variant whose windows seen are known from its options; the strong
-U-Net's points are one recipe stopped at 1/8, 1/4, 1/2 and all of its 2,400 steps (each with its own cosine rate),
-T&S-FreqAgg's are the fit-head defaults (1,280 windows: 16 training images, 8 steps of 2 x 2 windows, 40 epochs) and
-4x the windows per image (with flips and a cosine rate). The picture shows where each head's curve flattens.
+Each point is a finished `bench/dg_protocol.py` or `bench/ablations.py` variant whose windows seen are known from
+its options. The strong U-Net's points are one recipe stopped at 1/8, 1/4, 1/2 and all of its 2,400 steps (each
+with its own cosine rate). T&S-FreqAgg has two curves from the fit-head defaults (1,280 windows: 16 training images,
+8 steps of 2 x 2 windows, 40 epochs), each changing one thing: the epochs alone (80, 160), and 4x the windows per
+image with flips and a cosine rate. They are read at seed 0 only, the seed every point of theirs shares, so the
+curves are paired. The picture shows where each head's curve flattens.
 
-    .venv/bin/python bench/learning_curve.py --csv bench/results/dg_strong.csv --csv bench/results/dg_backbone_v2.csv
+    .venv/bin/python bench/learning_curve.py --csv bench/results/dg_strong.csv --csv bench/results/ablations.csv \
+        --csv bench/results/dg_curve.csv
 """
 
 from __future__ import annotations
@@ -16,25 +19,31 @@ import csv
 import statistics
 from pathlib import Path
 
-WINDOWS = {  # (head label, variant) -> windows seen by one single-DRIVE fit
-    ("strong U-Net", "unet-reference-e60"): 2_400,
-    ("strong U-Net", "unet-reference-e120"): 4_800,
-    ("strong U-Net", "unet-reference-e240"): 9_600,
-    ("strong U-Net", "unet-reference"): 19_200,
-    ("T&S-FreqAgg", "fundus-pool-v2"): 1_280,
-    ("T&S-FreqAgg", "ts-w8-flips-cos"): 5_120,
+EPOCHS = "T&S-FreqAgg, epochs x2, x4"
+WINDOWS_FLIPS = "T&S-FreqAgg, windows x4 + flips + cosine"
+POINTS = {  # (curve, variant) -> (head, windows seen by one single-DRIVE fit, the seeds read: None for all)
+    ("strong U-Net", "unet-reference-e60"): ("unet", 2_400, None),
+    ("strong U-Net", "unet-reference-e120"): ("unet", 4_800, None),
+    ("strong U-Net", "unet-reference-e240"): ("unet", 9_600, None),
+    ("strong U-Net", "unet-reference"): ("unet", 19_200, None),
+    (EPOCHS, "default"): ("tsfreqagg", 1_280, {"0"}),
+    (EPOCHS, "ts-e80"): ("tsfreqagg", 2_560, {"0"}),
+    (EPOCHS, "ts-e160"): ("tsfreqagg", 5_120, {"0"}),
+    (WINDOWS_FLIPS, "default"): ("tsfreqagg", 1_280, {"0"}),
+    (WINDOWS_FLIPS, "ts-w8-flips-cos"): ("tsfreqagg", 5_120, {"0"}),
 }
 TARGETS = ("STARE", "CHASE_DB1", "DRIVE")
-TICKS = (1_280, 2_400, 4_800, 9_600, 19_200)  # 5,120 would print over 4,800
+TICKS = (1_280, 2_560, 5_120, 9_600, 19_200)  # 2,400 and 4,800 would print over 2,560 and 5,120
 
 
 def points(paths: list[Path]) -> dict[tuple[str, str], list[tuple[int, float, float, int]]]:
-    """(head label, target) -> sorted (windows, mean Dice, mean AUC, seeds) over the single-DRIVE rows."""
+    """(curve, target) -> sorted (windows, mean Dice, mean AUC, seeds) over the single-DRIVE rows."""
     rows = [row for path in paths for row in csv.DictReader(path.open()) if row["protocol"] == "single-DRIVE"]
     curves: dict[tuple[str, str], list[tuple[int, float, float, int]]] = {}
-    for (label, variant), windows in WINDOWS.items():
+    for (label, variant), (head, windows, seeds) in POINTS.items():
         for target in TARGETS:
-            chosen = [row for row in rows if row["variant"] == variant and row["target"] == target]
+            chosen = [row for row in rows if (row["variant"], row["head"], row["target"]) == (variant, head, target)
+                      and (seeds is None or row["seed"] in seeds)]
             if chosen:
                 dice = statistics.fmean(float(row["dice"]) for row in chosen)
                 auc = statistics.fmean(float(row["auc_roc"]) for row in chosen)
@@ -49,7 +58,7 @@ def chart(curves: dict[tuple[str, str], list[tuple[int, float, float, int]]], pa
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"strong U-Net": "o-", "T&S-FreqAgg": "s--"}
+    styles = {"strong U-Net": "o-", EPOCHS: "s--", WINDOWS_FLIPS: "^:"}
     colours = dict(zip(TARGETS, ("tab:blue", "tab:orange", "tab:green")))
     for (label, target), values in sorted(curves.items()):
         windows = [value[0] for value in values]
@@ -79,7 +88,7 @@ def main() -> None:
     for (label, target), values in sorted(curves.items()):
         line = ", ".join(f"{windows:,}: {dice:.3f} / {auc:.3f} ({seeds} seed{'s' * (seeds > 1)})"
                          for windows, dice, auc, seeds in values)
-        print(f"{label:13} {target:9} {line}")
+        print(f"{label:40} {target:9} {line}")
     chart(curves, args.out)
     print(f"chart: {args.out}")
 

@@ -103,23 +103,32 @@ def test_a_run_recorded_before_subpixel_existed_loads_as_it_was_trained(aggregat
     assert after == before
 
 
-def test_a_checkpoint_written_under_other_defaults_is_refused_by_name(aggregate_store, tmp_path, monkeypatch):
-    config = HeadTrainingConfig(head="tsfreqagg", head_params=TINY, epochs=2, window=16, validation_fraction=0.0)
+def _stopped_run_identity(store, run_dir, config, monkeypatch) -> dict:
+    """Fit until the first checkpoint is written, stop there, and return the checkpoint's identity."""
     saved = training.save_checkpoint
 
-    def stop(run_dir, checkpoint):
-        saved(run_dir, checkpoint)
+    def stop(directory, checkpoint):
+        saved(directory, checkpoint)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training, "save_checkpoint", stop)
     with pytest.raises(KeyboardInterrupt):
-        fit_head(aggregate_store, ["SRC"], tmp_path / "run", config)
+        fit_head(store, ["SRC"], run_dir, config)
     monkeypatch.setattr(training, "save_checkpoint", saved)
-    path = tmp_path / "run" / "checkpoint.pt"
-    data = torch.load(path, weights_only=True)
-    identity = json.loads(data["identity"])
+    return json.loads(torch.load(run_dir / "checkpoint.pt", weights_only=True)["identity"])
+
+
+def _rewrite_identity(run_dir, identity: dict) -> None:
+    """Replace the stopped run's checkpoint identity, as a checkpoint written by other code would hold it."""
+    path = run_dir / "checkpoint.pt"
+    torch.save({**torch.load(path, weights_only=True), "identity": json.dumps(identity, sort_keys=True)}, path)
+
+
+def test_a_checkpoint_written_under_other_defaults_is_refused_by_name(aggregate_store, tmp_path, monkeypatch):
+    config = HeadTrainingConfig(head="tsfreqagg", head_params=TINY, epochs=2, window=16, validation_fraction=0.0)
+    identity = _stopped_run_identity(aggregate_store, tmp_path / "run", config, monkeypatch)
     identity["training"]["head_params"] = TINY  # what a checkpoint from before the default changed holds
-    torch.save({**data, "identity": json.dumps(identity, sort_keys=True)}, path)
+    _rewrite_identity(tmp_path / "run", identity)
     with pytest.raises(RunError, match=r"other settings \(training\.head_params.*subpixel.* differ\)"):
         fit_head(aggregate_store, ["SRC"], tmp_path / "run", config, resume=True)
 
@@ -129,22 +138,10 @@ def test_a_checkpoint_that_predates_a_head_field_resumes_where_its_absence_meant
         aggregate_store, tmp_path, monkeypatch, dropped, resumes):
     """gate and fusion were added with the behaviour before them as default; subpixel's default changed."""
     config = HeadTrainingConfig(head="tsfreqagg", head_params=TINY, epochs=2, window=16, validation_fraction=0.0)
-    saved = training.save_checkpoint
-
-    def stop(run_dir, checkpoint):
-        saved(run_dir, checkpoint)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "save_checkpoint", stop)
-    with pytest.raises(KeyboardInterrupt):
-        fit_head(aggregate_store, ["SRC"], tmp_path / "run", config)
-    monkeypatch.setattr(training, "save_checkpoint", saved)
-    path = tmp_path / "run" / "checkpoint.pt"
-    data = torch.load(path, weights_only=True)
-    identity = json.loads(data["identity"])
+    identity = _stopped_run_identity(aggregate_store, tmp_path / "run", config, monkeypatch)
     for name in dropped:  # what a checkpoint written before the field existed holds
         del identity["training"]["head_params"][name]
-    torch.save({**data, "identity": json.dumps(identity, sort_keys=True)}, path)
+    _rewrite_identity(tmp_path / "run", identity)
     if resumes:
         fit_head(aggregate_store, ["SRC"], tmp_path / "run", config, resume=True)
         assert load_run(tmp_path / "run").heads[0].config.subpixel
