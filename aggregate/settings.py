@@ -30,7 +30,8 @@ class BandSelection(StrEnum):
 
 class TrainingSettings(Settings):
     head = Setting(kind=HeadName, default=HeadName.tsfreqagg, help="Head architecture.")
-    epochs = Setting(kind=int, default=40, low=1, help="Passes over the source images (release: 100).")
+    epochs = Setting(kind=int, default=80, low=1,
+                     help="Passes over the source images (release: 100); validation chooses the best epoch.")
     batch_size = Setting(kind=int, default=2, low=1, help="Images read per step (release: 2).")
     window = Setting(kind=int, default=128, low=0, optional=True,
                      help="Side of the random training windows in canvas pixels; 0 trains on whole canvases, as the "

@@ -20,6 +20,9 @@ so every row differs from the default in one thing. --extract computes missing e
 without it their commands are printed and their rows skipped. --targets scores fewer targets, and then extracts a
 variant's entries for those targets and the sources' training split alone (how a costly mode is tried in a session).
 
+Every row trains for 40 epochs (`--epochs 40`, before --options), fit-head's default when the table was begun;
+the default is 80 since 2026-12-08, so a runs folder of the table never mixes the two.
+
 CPU cost of the whole table, from the pieces measured on 2026-12-07 (one torch thread per process, 2 cores): a
 one-head fit plus its evaluation takes 6-8 min on single-DRIVE and 11-12 per leave-one-out fold, so about 42 min per
 seed over the four protocols. The five one-head variants at 3 seeds: about 10.5 h. vote-10: ten heads, about 21 h
@@ -81,6 +84,7 @@ VARIANTS = {  # variant -> (extraction variant, fit-head options)
 MEMBERS_OF = {"vote-3": ("vote-10", 3)}  # variant -> (the variant whose first members it is, how many)
 SINGLE = "gate-single-t"
 HEAD = "tsfreqagg"
+TABLE_EPOCHS = ["--epochs", "40"]  # every row as first measured: fit-head's default until 2026-12-08 (now 80)
 
 
 def single_variant(timestep: int) -> tuple[str, tuple[str, list[str]]]:
@@ -343,7 +347,7 @@ def main() -> None:
             if not first_members(args.runs / whole / protocol / HEAD / f"seed{seed}", run_dir, members):
                 print(f"{variant} {protocol} seed {seed}: waits for {whole}'s run, whose first {members} heads it is")
                 continue
-        timing = run_one(dgss, args.store, run_dir, sources, targets, HEAD, seed, options + shlex.split(args.options),
+        timing = run_one(dgss, args.store, run_dir, sources, targets, HEAD, seed, TABLE_EPOCHS + options + shlex.split(args.options),
                          keys[extraction])
         rows += score_rows(variant, protocol, HEAD, seed, run_dir, timing)
         notes = single_notes(args.runs, protocols, timesteps, seeds[0]) if "single" in chosen else []

@@ -79,7 +79,9 @@ def test_every_row_runs_on_its_cache_and_the_best_single_timestep_carries_on(abl
     assert ("gate-single-t10", 1) in ran and ("gate-single-t1", 1) not in ran  # the best of seed 0 carries on
     assert {key for *_, key in ablations.calls} == {default_key}
     options = {variant: opts for variant, _, opts, _ in ablations.calls}
-    assert options["gate-mean"] == ("--head-param", "gate=mean") and options["vote-10"] == ("--ensemble", "10")
+    assert options["default"] == ("--epochs", "40")  # every row as the table was first measured
+    assert options["gate-mean"] == ("--epochs", "40", "--head-param", "gate=mean")
+    assert options["vote-10"] == ("--epochs", "40", "--ensemble", "10")
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 2 * (4 * 2 + 2 + 1)  # two targets x (4 variants x 2 seeds + 2 candidates + the best again)
     assert {row["fit_s"] for row in rows if row["variant"] == "vote-3"} == {"3.0"}  # 3/10 of vote-10's
