@@ -347,8 +347,8 @@ def main() -> None:
             if not first_members(args.runs / whole / protocol / HEAD / f"seed{seed}", run_dir, members):
                 print(f"{variant} {protocol} seed {seed}: waits for {whole}'s run, whose first {members} heads it is")
                 continue
-        timing = run_one(dgss, args.store, run_dir, sources, targets, HEAD, seed, TABLE_EPOCHS + options + shlex.split(args.options),
-                         keys[extraction])
+        fit_options = TABLE_EPOCHS + options + shlex.split(args.options)
+        timing = run_one(dgss, args.store, run_dir, sources, targets, HEAD, seed, fit_options, keys[extraction])
         rows += score_rows(variant, protocol, HEAD, seed, run_dir, timing)
         notes = single_notes(args.runs, protocols, timesteps, seeds[0]) if "single" in chosen else []
         write_results(args.csv, rows, notes)

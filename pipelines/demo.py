@@ -51,7 +51,7 @@ class DemoConfig:
     timesteps: tuple[int, ...] | None = (3, 25, 125, 500)  # 4 of the paper's 8 (mapped onto T = 1000)
     workers: int = 2
     window: int | None = Training.window.default  # random training windows, as fit-head's (None: whole canvases)
-    head_epochs: int = 40  # half fit-head's default: the demo's 10 minutes
+    head_epochs: int = 40  # fewer than fit-head's default, to keep the demo within its 10 minutes
     head_width: int = 32
     baseline_epochs: int = 30
     baseline_width: int = 16
