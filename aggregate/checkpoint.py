@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from dgss.aggregate.heads import HEAD_NAMES, recorded_head_params
-from dgss.errors import RunError
+from dgss.errors import OtherSettingsError, RunError
 from dgss.files import atomic_path
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -62,16 +62,15 @@ def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | Non
         return None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-        saved = _with_predated_head_fields(json.loads(data["identity"]))
+        saved = json.loads(data["identity"])
+        changed = changed_settings(saved, identity)
     except Exception as error:  # a truncated or foreign file: any of pickle's, zip's or json's errors
         raise RunError(f"checkpoint {path} is corrupt ({type(error).__name__}): delete it, or pass --overwrite "
                        "to train the run from the start") from None
-    expected = json.loads(json.dumps(identity, sort_keys=True))
-    if saved != expected:
-        changed = sorted(_changed_fields(saved, expected))
-        raise RunError(f"checkpoint {path} was written with other settings ({', '.join(changed)} differ): resume "
-                       "with the options of the stopped run, or pass --overwrite to start again")
-    return Checkpoint(identity=saved, member=int(data["member"]), epoch=int(data["epoch"]), head=data["head"],
+    if changed:
+        raise OtherSettingsError(f"checkpoint {path} was written with other settings ({', '.join(changed)} differ): "
+                                 "resume with the options of the stopped run, or pass --overwrite to start again")
+    return Checkpoint(identity=identity, member=int(data["member"]), epoch=int(data["epoch"]), head=data["head"],
                       optimizer=data["optimizer"], losses=[list(map(float, member)) for member in data["losses"]],
                       validation=json.loads(data["validation"]), best_head=data["best_head"],
                       phase=str(data.get("phase", "joint")))
@@ -79,6 +78,13 @@ def load_checkpoint(run_dir: Path, identity: dict[str, Any]) -> Checkpoint | Non
 
 def remove_checkpoint(run_dir: Path) -> None:
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def changed_settings(saved: dict[str, Any], identity: dict[str, Any]) -> list[str]:
+    """The dotted names of the settings in which a stopped or finished run's `saved` identity differs from the
+    `identity` of the run asked for now, its head fields read as their code meant them (see below)."""
+    saved = _with_predated_head_fields(json.loads(json.dumps(saved)))
+    return sorted(_changed_fields(saved, json.loads(json.dumps(identity, sort_keys=True))))
 
 
 def _with_predated_head_fields(identity: dict[str, Any]) -> dict[str, Any]:

@@ -28,14 +28,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from dgss.aggregate.checkpoint import CHECKPOINT_FILE
+from dgss.aggregate.checkpoint import CHECKPOINT_FILE, changed_settings
 from dgss.aggregate.heads import build_head, recorded_head_params
 from dgss.aggregate.report import write_json, write_loss_curve
 from dgss.aggregate.safetensors_bytes import canonical_safetensors
 from dgss.aggregate.settings import InferenceSettings
 from dgss.aggregate.spec import CacheSpec
 from dgss.datasets.photometric import viewed_dataset
-from dgss.errors import RunError
+from dgss.errors import OtherSettingsError, RunError
 from dgss.files import atomic_path
 from dgss.store import store_location
 from dgss.store.feature_store import is_url
@@ -218,7 +218,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: i
     if not run_file.is_file():
         raise RunError(f"{run_file} is missing, so {run_dir} is not a finished run "
                        f"(did fit-head stop early?): train it again with `dgss fit-head --out {run_dir}`")
-    record = _read_record(run_file)
+    record = read_record(run_file)
     try:
         spec = CacheSpec.from_dict(record.spec)
     except (KeyError, TypeError, ValueError) as error:
@@ -234,7 +234,22 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", *, tile: i
                flips=bool(record.training.get("flips", False)) if flips is None else flips)
 
 
-def _read_record(run_file: Path) -> RunRecord:
+def check_finished_run(run_dir: Path, identity: dict[str, Any]) -> None:
+    """RunError naming what differs where the finished run in `run_dir` is not the run `identity` asks for (the
+    identity a checkpoint holds): resume keeps a finished run only as it is, so a script that reuses run folders
+    never scores an old run as one trained under new options or defaults."""
+    record = read_record(run_dir / RUN_FILE)
+    saved = {"training": record.training, "key": record.key, "sources": record.sources,
+             "validation": record.validation_images}
+    changed = changed_settings(saved, identity)
+    if changed:
+        raise OtherSettingsError(f"{run_dir} holds a finished run trained with other settings ({', '.join(changed)} "
+                                 "differ): pass the options it was trained with, --overwrite to train it again, or "
+                                 "choose another --out")
+
+
+def read_record(run_file: Path) -> RunRecord:
+    """The run record in `run_file`; RunError naming the file where it is corrupt or of another format."""
     try:
         data = json.loads(run_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

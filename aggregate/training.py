@@ -28,8 +28,8 @@ from dgss.aggregate.fit_summary import fit_summary, window_warnings
 from dgss.aggregate.heads import build_head, fitted_head_params, head_config, head_uses_features
 from dgss.aggregate.inference import batch_to_device
 from dgss.aggregate.phases import Phase, check_phases, enter_phase, epoch_phase, trainable_parameters
-from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, head_file_name, load_head_weights, prepare_out_dir,
-                                recorded_store, write_head, write_run)
+from dgss.aggregate.run import (DEFAULT_THRESHOLD, RunRecord, check_finished_run, head_file_name, load_head_weights,
+                                prepare_out_dir, recorded_store, write_head, write_run)
 from dgss.aggregate.selection import select_spec
 from dgss.aggregate.settings import MEMORY_GIB, TrainingSettings
 from dgss.aggregate.spec import CacheSpec
@@ -118,21 +118,20 @@ def fit_head(store_path: str | Path, sources: Sequence[str], out_dir: str | Path
     Each source contributes its done images with a vessel label of the "training" split, or of all its images
     where it has no such split (images not extracted yet, or unlabelled, are counted in a warning). All sources must be cached under one
     extraction key (`key`, or each dataset's only key). An `out_dir` that holds a run is refused unless `resume`
-    (continue a stopped run from its last epoch; a finished one is kept) or `overwrite`.
+    (continue a stopped run from its last epoch; keep a finished one, if trained as asked) or `overwrite`.
     """
     out_dir = Path(out_dir)
     store = FeatureStore(store_path, create=False)
     entries = resolve_sources(store, sources, key)
-    if prepare_out_dir(out_dir, resume=resume, overwrite=overwrite):
-        logger.warning("%s is a finished run; nothing to resume", out_dir)
-        return out_dir
+    finished = prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
     with log_file(out_dir):
-        return _fit_head(store_path, entries, out_dir, config, keep_bytes)
+        return _fit_head(store_path, entries, out_dir, config, keep_bytes, finished=finished)
 
 
 def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, config: HeadTrainingConfig,
-              keep_bytes: int) -> Path:
-    """The training itself, its warnings and summary logged into the run folder's log.txt too."""
+              keep_bytes: int, *, finished: bool) -> Path:
+    """The training itself (none where `finished`, once the run there is checked to be the one asked for), its
+    warnings and summary logged into the run folder's log.txt too."""
     items, held, used, validation_ids, usable = [], [], {}, {}, {}
     for entry in entries:
         split, usable[entry.dataset] = split_indices(entry, SOURCE_SPLIT)
@@ -158,6 +157,10 @@ def _fit_head(store_path: str | Path, entries: list[Entry], out_dir: Path, confi
     # Every hyperparameter, defaults included: a checkpoint written under other defaults is refused, not misloaded.
     resolved = dataclasses.replace(config, head_params=head_config(config.head, **config.head_params).to_dict())
     identity = {"training": resolved.to_dict(), "key": first.key, "sources": used, "validation": validation_ids}
+    if finished:
+        check_finished_run(out_dir, identity)
+        logger.warning("%s is a finished run of these settings; nothing to resume", out_dir)
+        return out_dir
     for warning in window_warnings(spec, config.window):
         logger.warning("%s", warning)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ Messages name the file or value at fault and the fix. Nothing else in dgss is ca
     │   ├── DamagedImageError     one image's chunks
     │   └── ConfigMismatchError   cached features made with another config than the one asked for
     └── RunError              a run folder: heads trained by fit-head, or a backbone trained by train-diffusion
+        └── OtherSettingsError    a fit-head run there was trained (or began) with other settings than asked for
 """
 
 
@@ -56,3 +57,8 @@ class ConfigMismatchError(StoreError):
 class RunError(DgssError, ValueError):
     """A run folder (fit-head's heads, train-diffusion's backbone) is missing files, is corrupt, is in the way, or
     cannot be continued with the settings given (naming the setting that differs)."""
+
+
+class OtherSettingsError(RunError):
+    """A run folder holds a fit-head run, stopped or finished, trained with other settings than the ones asked for
+    (options, a default that has changed since, sources, key); names the settings that differ."""

@@ -11,7 +11,6 @@ torch threads and torch's deterministic algorithms (a float sum split over more 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,11 +21,10 @@ from typing import Any
 import torch
 
 from dgss.aggregate.evaluation import evaluate_run
-from dgss.aggregate.heads import head_config, recorded_head_params
 from dgss.aggregate.report import draw_table, format_table, write_csv
-from dgss.aggregate.run import RUN_FILE
 from dgss.aggregate.settings import TrainingSettings as Training
 from dgss.aggregate.training import HeadTrainingConfig, fit_head
+from dgss.errors import OtherSettingsError
 from dgss.pipelines.extract_job import ExtractionRequest, run_extraction
 from dgss.plotting import write_png
 from dgss.pretrain.presets import BackboneTrainingConfig
@@ -150,23 +148,12 @@ def _train_backbone(config: DemoConfig, folder: Path) -> Path:
 
 
 def _fit_once(store: Path, sources: tuple[str, ...], key: str, run_dir: Path, training: HeadTrainingConfig) -> Path:
-    """Fit the head unless `run_dir` holds a finished run on the same cache key with the same training settings
-    (another finished run there is replaced; a stopped one continues).
-
-    The requested hyperparameters are compared with defaults filled in, so a run from before a default changed is
-    trained again.
-    """
-    run_file = run_dir / RUN_FILE
-    replace = False
-    if run_file.is_file():
-        record = json.loads(run_file.read_text())
-        recorded, wanted = record["training"], training.to_dict()
-        wanted_params = head_config(training.head, **wanted.pop("head_params")).to_dict()
-        same_params = recorded_head_params(training.head, recorded.get("head_params", {})) == wanted_params
-        if record.get("key") == key and same_params and all(recorded.get(k) == v for k, v in wanted.items()):
-            return run_dir
-        replace = True
-    return fit_head(store, list(sources), run_dir, training, key=key, resume=not replace, overwrite=replace)
+    """Fit the head unless `run_dir` holds a finished run of these settings on this cache (a stopped one
+    continues; a run of other settings, or of a default that has changed since, is trained again)."""
+    try:
+        return fit_head(store, list(sources), run_dir, training, key=key, resume=True)
+    except OtherSettingsError:
+        return fit_head(store, list(sources), run_dir, training, key=key, overwrite=True)
 
 
 def _write_summary(rows: list[dict[str, Any]], report: Path) -> None:

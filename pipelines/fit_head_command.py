@@ -53,7 +53,9 @@ def fit_head_command(
     device: Annotated[str | None, option(Training.device)] = None,
     bands: Annotated[BandSelection | None, option(Training.bands)] = None,
     memory_gib: Annotated[float | None, option(MEMORY_GIB)] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the stopped run in --out from its last epoch.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the stopped run in --out from its last epoch; keep a finished one trained with these settings "
+             "(refused, naming the settings, where any differ).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace the run already in --out.")] = False,
 ) -> None:
     """Train heads on the cached features alone (no UNet, no image decoding) and write a run folder."""

@@ -84,13 +84,20 @@ def test_resume_with_other_settings_is_refused_by_name(aggregate_store, tmp_path
         fit_head(aggregate_store, ["SRC"], tmp_path / "run", changed, resume=True)
 
 
-def test_a_finished_run_is_kept_unless_overwrite(aggregate_store, tmp_path):
+def test_a_finished_run_is_kept_as_trained_unless_overwrite(aggregate_store, tmp_path):
     quick = HeadTrainingConfig(head="mlp", head_params={"hidden": [4]}, epochs=1, window=16)
     run_dir = fit_head(aggregate_store, ["SRC"], tmp_path / "run", quick)
     before = _weights(run_dir)
     with pytest.raises(RunError, match="already holds a finished run.*--overwrite"):
         fit_head(aggregate_store, ["SRC"], run_dir, quick)
     assert fit_head(aggregate_store, ["SRC"], run_dir, quick, resume=True) == run_dir
+    longer = HeadTrainingConfig(**{**quick.to_dict(), "epochs": 2})
+    with pytest.raises(RunError, match=r"finished run trained with other settings \(training\.epochs differ\)"):
+        fit_head(aggregate_store, ["SRC"], run_dir, longer, resume=True)
+    with pytest.raises(RunError, match=r"other settings \(sources\.TGT, validation\.TGT differ\)"):
+        fit_head(aggregate_store, ["SRC", "TGT"], run_dir, quick, resume=True)
+    assert all(torch.equal(got[name], kept[name]) for got, kept in zip(_weights(run_dir), before, strict=True)
+               for name in got)
     fit_head(aggregate_store, ["SRC"], run_dir, HeadTrainingConfig(**{**quick.to_dict(), "seed": 5}),
              overwrite=True)
     after = _weights(run_dir)

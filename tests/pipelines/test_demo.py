@@ -1,5 +1,7 @@
 """The demo's pipeline on a reduced size: every stage runs, the report is written, a second run reuses the cache."""
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +124,13 @@ def test_every_demo_stage_runs_with_the_configured_threads_and_deterministic_alg
         torch.set_num_threads(threads)
     assert {stage for stage, _, _ in seen} == {"backbone", "extraction", "fit"}
     assert all((count, deterministic) == (1, True) for _, count, deterministic in seen)
+
+
+def test_a_demo_run_with_another_setting_trains_only_the_head_it_changes(demo_run):
+    """Runs last in this module: it replaces the module's U-Net run."""
+    config, _ = demo_run
+    runs = Path(config.out) / "runs"
+    before = {head: (runs / head / "run.json").stat().st_mtime_ns for head in ("tsfreqagg", "unet")}
+    run_demo(dataclasses.replace(config, baseline_epochs=3))
+    assert (runs / "tsfreqagg" / "run.json").stat().st_mtime_ns == before["tsfreqagg"]
+    assert json.loads((runs / "unet" / "run.json").read_text())["training"]["epochs"] == 3
