@@ -29,14 +29,15 @@ seed over the four protocols. The five one-head variants at 3 seeds: about 10.5 
 (vote-3 costs only its evaluations). Single timesteps fit in 42 s, so their evaluations dominate: 8 candidates at
 the first seed and the best at two more, about 1.5 h. The extra entries of DRIVE, STARE and CHASE_DB1 (108 images,
 one thread, s per image): raw 11 (0.3 h), noised-4 43-52 (1.4 h), ddim 70-78 (2.2 h). About 37 h in all;
---budget-minutes runs it in pieces, and --targets tries a costly mode on fewer images.
+--budget-minutes runs it in pieces, and --targets tries a costly mode on fewer images. As run by 2026-12-08 (85 runs,
+all but the votes on leave-one-out): 12.8 CPU-hours of fits and 1.6 of scoring.
 
-Resumable and incremental like dg_protocol.py: finished runs are reused, a stopped fit-head resumes, work goes seed
-by seed, and --budget-minutes starts no step after that long. Rows go to bench/results/ablations.csv (dg_protocol's
-columns); ablations.md holds the table against the default (Dice and AUC mean ± sd over seeds, and the difference
-to the default) and ablations.png one bar per variant for each protocol and target. Pieces run side by side each
-write their own --csv; `--merge PIECE.csv ...` then merges them into --csv, with its table and chart, and runs
-nothing.
+Resumable and incremental like dg_protocol.py: finished runs are reused (fit-head checks each was trained with the
+options asked for), a stopped fit-head resumes, work goes seed by seed, and --budget-minutes starts no step after
+that long. Rows go to bench/results/ablations.csv (dg_protocol's columns); ablations.md holds the table against the
+default (Dice and AUC mean ± sd over seeds, and the difference to the default) and ablations.png one bar per variant
+for each protocol and target. Pieces run side by side each write their own --csv; `--merge PIECE.csv ...` then
+merges them into --csv, with its table and chart, and runs nothing.
 
     .venv/bin/python bench/ablations.py --store /work/cache/v2.zarr --data-root ../shared/datasets --extract \\
         --budget-minutes 600

@@ -11,8 +11,9 @@ Every head (`tsfreqagg`, `mlp`, `unet`) is trained by `dgss fit-head` with the C
 options, from the same cache: the U-Net reads the cached canvas image, which is the appearance-matched canvas the
 backbone saw. Scores are `dgss evaluate`'s, pooled inside the FOV at native resolution, at each run's
 source-validation threshold. Each command is a child process, timed. The CLI's defaults change over time: the
-rows of bench/results before 2026-12-08 trained T&S-FreqAgg for 40 epochs (80 since), so a runs folder from before
-then keeps 40-epoch runs, which are reused as they are.
+rows of bench/results before 2026-12-08 trained T&S-FreqAgg for 40 epochs (80 since). A finished run is reused only
+where fit-head confirms it was trained with the options and defaults asked for; a run from before a default changed
+stops the bench with the setting named (pass it in --options, or use another --runs folder).
 
 Resumable and incremental: finished runs and evaluations under --runs are reused, a stopped fit-head continues
 (--resume), and work goes seed by seed, so a --budget-minutes cut leaves whole seeds. Rows are merged into
