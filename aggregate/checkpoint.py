@@ -82,18 +82,19 @@ def remove_checkpoint(run_dir: Path) -> None:
 
 def changed_settings(saved: dict[str, Any], identity: dict[str, Any]) -> list[str]:
     """The dotted names of the settings in which a stopped or finished run's `saved` identity differs from the
-    `identity` of the run asked for now, its head fields read as their code meant them (see below)."""
-    saved = _with_predated_head_fields(json.loads(json.dumps(saved)))
-    return sorted(_changed_fields(saved, json.loads(json.dumps(identity, sort_keys=True))))
+    `identity` of the run asked for now (its tuples compared as the lists JSON gives back), its head fields read
+    as their code meant them (see below)."""
+    return sorted(_changed_fields(_with_predated_head_fields(saved), json.loads(json.dumps(identity))))
 
 
 def _with_predated_head_fields(identity: dict[str, Any]) -> dict[str, Any]:
-    """``identity`` with each head field its checkpoint predates set to what its absence meant then, so a stopped
-    run resumes under newer code where the field's meaning is unchanged (and is refused, naming it, where not)."""
+    """A copy of ``identity`` with each head field its run predates set to what its absence meant then, so a run
+    resumes under newer code where the field's meaning is unchanged (and is refused, naming it, where not)."""
     training = identity.get("training", {})
-    if training.get("head") in HEAD_NAMES:
-        training["head_params"] = recorded_head_params(training["head"], training.get("head_params", {}))
-    return identity
+    if training.get("head") not in HEAD_NAMES:
+        return identity
+    head_params = recorded_head_params(training["head"], training.get("head_params", {}))
+    return {**identity, "training": {**training, "head_params": head_params}}
 
 
 def _changed_fields(saved: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list[str]:
